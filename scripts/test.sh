@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# scripts/test.sh - the whole test run of refund_rules (what CI runs).
+#
+#   a. install the Debian packages needed (scripts/lib.sh: rr_install_deps)
+#   b. build the Debian package and install it with dpkg -i (test/package.sh)
+#   c. warning-free build (-Wall -Wextra -Werror) and cppcheck
+#   d. throwaway cluster "test" (port 54351), make installcheck against the
+#      installed package; every pg_regress / isolation test is one check
+#   e. every other test/*.sh, one check each (cwd = repo root, PGHOST etc. set)
+#   f. UBSan build installed over it, make installcheck again, server log free
+#      of "runtime error"; then the normal build is restored
+#
+# Every step counts as passed or failed; the run keeps going after a failure and
+# ends with exactly one line "N passed, N failed" (exit status 1 if any failed).
+# Runs unattended, as root (CI) or as a user with sudo.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+export PATH="$RR_PGBIN:$PATH"
+
+TEST_CLUSTER='test'
+TEST_PORT=54351
+WARN_CFLAGS='-Wall -Wextra -Werror -Wno-unused-parameter'
+UBSAN_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $WARN_CFLAGS"
+UBSAN_LDFLAGS='-fsanitize=undefined'
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+LOGDIR=$RR_TMP/logs
+
+passed=0
+failed=0
+failed_names=()
+
+pass() {
+	passed=$((passed + 1))
+	printf '  PASS  %s\n' "$1"
+}
+fail() {
+	failed=$((failed + 1))
+	failed_names+=("$1")
+	printf '  FAIL  %s\n' "$1"
+}
+# check NAME CMD...: run CMD (output shown as it comes), one check.
+check() {
+	local name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name"; fi
+}
+step() { printf '\n=== %s ===\n' "$*"; }
+indent() { sed 's/^/    /'; }
+
+cleanup() { rr_stop_all >/dev/null 2>&1; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$LOGDIR"
+
+# Show regression.diffs of a failed installcheck.
+show_diffs() {
+	local f
+	for f in regression.diffs output_iso/regression.diffs; do
+		if [ -s "$f" ]; then
+			printf -- '--- %s ---\n' "$f"
+			cat "$f"
+		fi
+	done
+}
+
+# run_installcheck LABEL LOG [MAKE ARGS...]: make installcheck, output to the
+# screen and LOG; returns make's status.
+run_installcheck() {
+	local label=$1 log=$2
+	shift 2
+	echo "  make installcheck $* ($label)"
+	# The log keeps everything; the screen skips pg_regress's database setup.
+	timeout 1800 make PG_CONFIG="$RR_PG_CONFIG" installcheck "$@" 2>&1 | tee "$log" |
+		grep -v -E '^(SET|DROP DATABASE|CREATE DATABASE|ALTER DATABASE)$' | indent
+	return "${PIPESTATUS[0]}"
+}
+
+# count_tests LOG: one check per test line of pg_regress / pg_isolation_regress
+# ("test foo ... ok", "     foo ... FAILED", "... failed (ignored)"; anything
+# else after "..." is a test that could not even be compared: failed).
+# Adds to ntests and ntests_failed.
+ntests=0
+ntests_failed=0
+count_tests() {
+	local log=$1 suite=regress line name result
+	while IFS= read -r line; do
+		case $line in
+		*pg_isolation_regress*) suite=isolation; continue ;;
+		esac
+		if [[ $line =~ ^(test[[:space:]]+|[[:space:]]+)([A-Za-z0-9_.+-]+)[[:space:]]+\.\.\.[[:space:]]*(.*)$ ]]; then
+			name=${BASH_REMATCH[2]}
+			result=${BASH_REMATCH[3]}
+			ntests=$((ntests + 1))
+			case $result in
+			ok*) pass "$suite: $name" ;;
+			"failed (ignored)"*) pass "$suite: $name (failure ignored)" ;;
+			FAILED*)
+				ntests_failed=$((ntests_failed + 1))
+				fail "$suite: $name"
+				;;
+			*)
+				ntests_failed=$((ntests_failed + 1))
+				fail "$suite: $name (${result:0:60})"
+				;;
+			esac
+		fi
+	done <"$log"
+}
+
+# installcheck_checks LABEL LOGNAME [count]: make installcheck; with "count",
+# every test is one check, and a failure that no test line names is one more.
+# On failure the diffs are shown. Returns non-zero on failure.
+installcheck_checks() {
+	local label=$1 log=$LOGDIR/$2.log counting=${3:-} rc nsql nspec
+	nsql=$(find sql -maxdepth 1 -name '*.sql' 2>/dev/null | wc -l)
+	nspec=$(find specs -maxdepth 1 -name '*.spec' 2>/dev/null | wc -l)
+	rm -rf results output_iso regression.diffs regression.out
+	ntests=0
+	ntests_failed=0
+	run_installcheck "$label" "$log"
+	rc=$?
+	if [ "$rc" -ne 0 ] && [ "$nspec" -gt 0 ] && [ "$nsql" -gt 0 ] &&
+		! grep -q pg_isolation_regress "$log"; then
+		# pg_regress failed, so make never reached the isolation suite: run it
+		# on its own so that every test is counted.
+		echo "  (the regression suite failed; running the isolation suite on its own)"
+		run_installcheck "$label, isolation only" "$log.iso" REGRESS=
+		cat "$log.iso" >>"$log"
+		rc=1
+	fi
+	[ "$counting" = count ] && count_tests "$log"
+	if [ "$rc" -ne 0 ]; then
+		echo "  installcheck failed; diffs:"
+		show_diffs | indent
+		if [ "$counting" = count ] && [ "$ntests_failed" -eq 0 ]; then
+			fail "$label: make installcheck exit status $rc, no failed test named (see above)"
+		fi
+		return 1
+	fi
+	if [ "$counting" = count ] && [ "$ntests" -eq 0 ] && [ $((nsql + nspec)) -gt 0 ]; then
+		fail "$label: make installcheck ran no test"
+		return 1
+	fi
+	return 0
+}
+
+# ---------------------------------------------------------------------------
+step "a. dependencies"
+check "install dependencies" rr_install_deps
+
+# ---------------------------------------------------------------------------
+step "b. Debian package (build, dpkg -i, dpkg -L)"
+check "debian package" bash test/package.sh
+
+# ---------------------------------------------------------------------------
+step "c. warning-free build and cppcheck"
+warning_build() {
+	local log=$LOGDIR/build-warnings.log
+	rr_make clean >/dev/null 2>&1
+	if ! rr_make PG_CFLAGS="$WARN_CFLAGS" >"$log" 2>&1; then
+		indent <"$log"
+		return 1
+	fi
+	if grep -q 'warning:' "$log"; then
+		grep -B2 -A4 'warning:' "$log" | indent
+		return 1
+	fi
+	echo "    built with PG_CFLAGS='$WARN_CFLAGS': no warnings"
+}
+check "make PG_CFLAGS='$WARN_CFLAGS'" warning_build
+
+run_cppcheck() {
+	local inc out rc
+	inc=$("$RR_PG_CONFIG" --includedir-server)
+	# One configuration (what gcc on Linux x86-64 sees); findings inside the
+	# PostgreSQL headers are not ours.
+	out=$(cppcheck --error-exitcode=1 --quiet --inline-suppr \
+		--enable=warning,performance,portability --std=c99 \
+		-I"$inc" -D__GNUC__=12 -D__x86_64__ -D__linux__ \
+		--suppress=missingIncludeSystem --suppress=toomanyconfigs \
+		--suppress='*:/usr/include/*' \
+		refund_rules.c 2>&1)
+	rc=$?
+	if [ -n "$out" ]; then printf '%s\n' "$out" | indent; fi
+	if [ "$rc" -eq 0 ]; then echo "    cppcheck: no findings"; fi
+	return "$rc"
+}
+check "cppcheck refund_rules.c" run_cppcheck
+
+# ---------------------------------------------------------------------------
+step "d. make installcheck against the installed package"
+cluster_up=0
+if rr_start_cluster "$TEST_CLUSTER" "$TEST_PORT"; then
+	cluster_up=1
+	pass "start cluster $TEST_CLUSTER (port $TEST_PORT)"
+else
+	fail "start cluster $TEST_CLUSTER (port $TEST_PORT)"
+fi
+if [ "$cluster_up" -eq 1 ]; then
+	installcheck_checks "installcheck" installcheck count
+fi
+
+# ---------------------------------------------------------------------------
+step "e. shell tests (test/*.sh)"
+for t in test/*.sh; do
+	[ -e "$t" ] || continue
+	case $t in
+	test/package.sh) continue ;; # step b
+	esac
+	echo "  --- $t"
+	if [ "$cluster_up" -eq 1 ]; then
+		timeout 900 bash "$t" </dev/null 2>&1 | indent
+		rc=${PIPESTATUS[0]}
+	else
+		echo "    (no cluster)"
+		rc=1
+	fi
+	if [ "$rc" -eq 0 ]; then pass "$t"; else fail "$t (exit status $rc)"; fi
+done
+
+# ---------------------------------------------------------------------------
+step "f. UBSan build and installcheck"
+ubsan_build_install() {
+	local log=$LOGDIR/build-ubsan.log
+	rr_make clean >/dev/null 2>&1
+	if ! rr_make PG_CFLAGS="$UBSAN_CFLAGS" PG_LDFLAGS="$UBSAN_LDFLAGS" >"$log" 2>&1; then
+		indent <"$log"
+		return 1
+	fi
+	if ! ldd refund_rules.so | grep -q libubsan; then
+		echo "    refund_rules.so is not linked with libubsan"
+		return 1
+	fi
+	rr_as_root make PG_CONFIG="$RR_PG_CONFIG" install >>"$log" 2>&1 || { indent <"$log"; return 1; }
+	echo "    built with PG_CFLAGS='$UBSAN_CFLAGS' PG_LDFLAGS='$UBSAN_LDFLAGS', installed"
+}
+ubsan_ok=0
+if ubsan_build_install; then
+	pass "UBSan build and install"
+	if [ "$cluster_up" -eq 1 ]; then
+		rr_restart_cluster "$TEST_CLUSTER" && ubsan_ok=1
+	else
+		rr_start_cluster "$TEST_CLUSTER" "$TEST_PORT" && cluster_up=1 && ubsan_ok=1
+	fi
+	[ "$ubsan_ok" -eq 1 ] || fail "restart cluster $TEST_CLUSTER for UBSan"
+else
+	fail "UBSan build and install"
+fi
+if [ "$ubsan_ok" -eq 1 ]; then
+	# One check: the individual tests were counted in step d.
+	check "ubsan installcheck" installcheck_checks "ubsan installcheck" installcheck-ubsan
+	serverlog=$(rr_cluster_log "$TEST_CLUSTER")
+	# UBSan prints "runtime error" and (no recovery) ends the backend.
+	bad='runtime error|server process .*(terminated by signal|exited with exit code)'
+	if grep -E "$bad" "$serverlog" >"$LOGDIR/ubsan-errors.log"; then
+		echo "  server log $serverlog:"
+		grep -E -B1 -A3 "$bad" "$serverlog" | indent
+		fail "UBSan: no runtime error in the server log"
+	else
+		pass "UBSan: no runtime error in the server log"
+	fi
+fi
+
+restore_build() {
+	local log=$LOGDIR/build-restore.log
+	if rr_build_install >"$log" 2>&1; then
+		echo "    normal build installed again"
+	else
+		indent <"$log"
+		return 1
+	fi
+}
+check "restore the normal build (make clean; make; make install)" restore_build
+
+# ---------------------------------------------------------------------------
+rr_stop_all >/dev/null 2>&1
+echo
+if [ "$failed" -gt 0 ]; then
+	echo "Failed:"
+	printf '  %s\n' "${failed_names[@]}"
+fi
+echo "Logs: $LOGDIR"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
