@@ -12,12 +12,17 @@
 #   rr_stop_cluster NAME       stop it and remove its folder
 #   rr_stop_all                stop every cluster this shell started (for traps)
 #
-# Environment: RR_TMP (default /tmp/refund_rules) is where clusters live.
+# Environment: RR_TMP is where clusters, logs and packages go (default
+# /tmp/refund_rules, or /tmp/refund_rules-USER when not root).
 
 RR_PG_MAJOR=15
 RR_PGBIN=/usr/lib/postgresql/${RR_PG_MAJOR}/bin
 RR_PG_CONFIG=${RR_PGBIN}/pg_config
-RR_TMP=${RR_TMP:-/tmp/refund_rules}
+if [ "$(id -u)" -eq 0 ]; then
+	RR_TMP=${RR_TMP:-/tmp/refund_rules}
+else
+	RR_TMP=${RR_TMP:-/tmp/refund_rules-$(id -un)}
+fi
 RR_DEPS=(
 	"postgresql-${RR_PG_MAJOR}"
 	"postgresql-server-dev-${RR_PG_MAJOR}"
@@ -114,6 +119,7 @@ rr_start_cluster() {
 	rr_stop_cluster "$name" >/dev/null 2>&1
 
 	mkdir -p "$RR_TMP" "$dir" || return 1
+	RR_CLUSTERS="$RR_CLUSTERS $name" # so that rr_stop_all removes it, started or not
 	chmod 755 "$RR_TMP" 2>/dev/null
 	if rr_is_root; then
 		chown postgres:postgres "$dir" || return 1
@@ -144,10 +150,6 @@ rr_start_cluster() {
 		cat "$dir/server.log" >&2
 		return 1
 	fi
-	case " $RR_CLUSTERS " in
-	*" $name "*) ;;
-	*) RR_CLUSTERS="$RR_CLUSTERS $name" ;;
-	esac
 	export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 	rr_log "cluster $name: socket $dir port $port, log $dir/server.log"
 }
