@@ -1,0 +1,18 @@
+# Makefile for refund_rules (PGXS)
+
+EXTENSION = refund_rules
+MODULES = refund_rules
+DATA = $(sort $(wildcard refund_rules--*.sql))
+PGFILEDESC = "refund_rules - refund eligibility for MPN benefit purchases"
+
+# One pg_regress test per file in sql/, one isolation test per file in specs/.
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --load-extension=refund_rules
+ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
+ISOLATION_OPTS = --load-extension=refund_rules
+
+PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

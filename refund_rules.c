@@ -1,0 +1,1799 @@
+/*-------------------------------------------------------------------------
+ *
+ * refund_rules.c
+ *		Refund eligibility of MPN benefit purchases (Action Pack, Silver,
+ *		Gold), decided inside the database.
+ *
+ * The rules are those of shared/refund-policy.md.  The file follows the
+ * way data flows:
+ *
+ *	POLICY CORE			pure C on plain values: windows, reasons, verdicts
+ *	READING A PURCHASE	from a row value of any row type, or from columns
+ *	QUERY FUNCTIONS		refund_eligible() and friends
+ *	ENFORCEMENT			check_refund() and the enforce_refund_policy trigger
+ *	PLANNER SUPPORT		the whole-row rewrite, index ranges, selectivity
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/pathnodes.h"
+#include "nodes/supportnodes.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_func.h"
+#include "parser/parsetree.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/selfuncs.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+#include "utils/varlena.h"
+
+PG_MODULE_MAGIC;
+
+
+/* ==================================================================
+ *		POLICY CORE
+ *
+ * Plain C on plain values: no catalog access, no SQL.
+ * ==================================================================
+ */
+
+/* The purchase refund window: 30 days of elapsed time. */
+#define REFUND_WINDOW	((int64) 720 * USECS_PER_HOUR)
+
+/* A calendar year is at most this long: a lower bound for tax windows. */
+#define TAX_WINDOW_MAX	((int64) 366 * USECS_PER_DAY)
+
+/* The largest finite timestamp. */
+#define LAST_TIMESTAMP	(END_TIMESTAMP - 1)
+
+/* The fields of a purchase, in the order of refund_rules.purchase. */
+typedef enum PurchaseField
+{
+	FIELD_OFFER,
+	FIELD_PURCHASED_AT,
+	FIELD_BENEFITS_ACTIVATED,
+	FIELD_PRODUCT_KEYS_VIEWED,
+	FIELD_UPGRADED_WITH_GOLD_DISCOUNT,
+	FIELD_TAX_EXEMPT,
+	NUM_FIELDS
+} PurchaseField;
+
+static const char *const field_names[NUM_FIELDS] = {
+	"offer",
+	"purchased_at",
+	"benefits_activated",
+	"product_keys_viewed",
+	"upgraded_with_gold_discount",
+	"tax_exempt"
+};
+
+/* Sets of fields, as bit masks. */
+#define FIELD_BIT(f)	(1u << (f))
+#define FIELDS_REFUND	(FIELD_BIT(FIELD_OFFER) | FIELD_BIT(FIELD_PURCHASED_AT) | \
+						 FIELD_BIT(FIELD_BENEFITS_ACTIVATED) | \
+						 FIELD_BIT(FIELD_PRODUCT_KEYS_VIEWED) | \
+						 FIELD_BIT(FIELD_UPGRADED_WITH_GOLD_DISCOUNT))
+#define FIELDS_TAX		(FIELD_BIT(FIELD_PURCHASED_AT) | FIELD_BIT(FIELD_TAX_EXEMPT))
+#define FIELDS_ALL		(FIELDS_REFUND | FIELDS_TAX)
+
+typedef enum MpnOffer
+{
+	OFFER_ACTION_PACK,
+	OFFER_SILVER,
+	OFFER_GOLD,
+	NUM_OFFERS
+} MpnOffer;
+
+static const char *const offer_labels[NUM_OFFERS] = {"action_pack", "silver", "gold"};
+
+typedef enum RefundKind
+{
+	KIND_PURCHASE,
+	KIND_TAX,
+	NUM_KINDS
+} RefundKind;
+
+static const char *const kind_labels[NUM_KINDS] = {"purchase", "tax"};
+
+/* A purchase as plain values; a field is valid only when not isnull. */
+typedef struct Purchase
+{
+	bool		isnull[NUM_FIELDS];
+	MpnOffer	offer;
+	TimestampTz purchased_at;
+	bool		flag[NUM_FIELDS];	/* the boolean fields, by field */
+} Purchase;
+
+/*
+ * Reason codes, in the fixed order they are reported in: the window first,
+ * then benefits, keys, upgrade, tax exemption, then the requester.  A
+ * "missing_" reason stands where its criterion stands.
+ */
+typedef enum Reason
+{
+	REASON_MISSING_KIND,
+	REASON_NOT_YET_PURCHASED,
+	REASON_REFUND_WINDOW_EXPIRED,
+	REASON_TAX_REFUND_WINDOW_EXPIRED,
+	REASON_MISSING_PURCHASED_AT,
+	REASON_MISSING_REQUESTED_AT,
+	REASON_BENEFITS_ACTIVATED,
+	REASON_MISSING_BENEFITS_ACTIVATED,
+	REASON_PRODUCT_KEYS_VIEWED,
+	REASON_MISSING_PRODUCT_KEYS_VIEWED,
+	REASON_UPGRADED_WITH_GOLD_DISCOUNT,
+	REASON_MISSING_OFFER,
+	REASON_MISSING_UPGRADED_WITH_GOLD_DISCOUNT,
+	REASON_NOT_TAX_EXEMPT,
+	REASON_MISSING_TAX_EXEMPT,
+	REASON_REQUESTER_NOT_AUTHORIZED,
+	REASON_MISSING_REQUESTED_BY_ROLE,
+	NUM_REASONS
+} Reason;
+
+static const char *const reason_codes[NUM_REASONS] = {
+	"missing_kind",
+	"not_yet_purchased",
+	"refund_window_expired",
+	"tax_refund_window_expired",
+	"missing_purchased_at",
+	"missing_requested_at",
+	"benefits_activated",
+	"missing_benefits_activated",
+	"product_keys_viewed",
+	"missing_product_keys_viewed",
+	"upgraded_with_gold_discount",
+	"missing_offer",
+	"missing_upgraded_with_gold_discount",
+	"not_tax_exempt",
+	"missing_tax_exempt",
+	"requester_not_authorized",
+	"missing_requested_by_role"
+};
+
+#define REASON_BIT(r)	(UINT32_C(1) << (r))
+
+/* Reasons saying a criterion cannot be decided (an input is NULL). */
+#define UNDECIDED_REASONS \
+	(REASON_BIT(REASON_MISSING_KIND) | REASON_BIT(REASON_MISSING_PURCHASED_AT) | \
+	 REASON_BIT(REASON_MISSING_REQUESTED_AT) | \
+	 REASON_BIT(REASON_MISSING_BENEFITS_ACTIVATED) | \
+	 REASON_BIT(REASON_MISSING_PRODUCT_KEYS_VIEWED) | \
+	 REASON_BIT(REASON_MISSING_OFFER) | \
+	 REASON_BIT(REASON_MISSING_UPGRADED_WITH_GOLD_DISCOUNT) | \
+	 REASON_BIT(REASON_MISSING_TAX_EXEMPT) | \
+	 REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE))
+
+/*
+ * Last moment of the purchase refund window: 720 hours after the purchase.
+ * Infinite purchases keep their infinity; a deadline past the largest
+ * timestamp is never reached, so it is infinity.
+ */
+static TimestampTz
+refund_deadline_of(TimestampTz purchased_at)
+{
+	if (TIMESTAMP_NOT_FINITE(purchased_at))
+		return purchased_at;
+	if (purchased_at > LAST_TIMESTAMP - REFUND_WINDOW)
+		return DT_NOEND;
+	return purchased_at + REFUND_WINDOW;
+}
+
+/*
+ * Last moment of the tax refund window: the purchase read in UTC plus one
+ * calendar year; 29 February gives 28 February.
+ */
+static TimestampTz
+tax_refund_deadline_of(TimestampTz purchased_at)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	Timestamp	result;
+
+	if (TIMESTAMP_NOT_FINITE(purchased_at))
+		return purchased_at;
+	if (timestamp2tm(purchased_at, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return DT_NOEND;		/* out of the calendar's range: never reached */
+	tm.tm_year += 1;
+	if (tm.tm_mon == 2 && tm.tm_mday == 29 && !isleap(tm.tm_year))
+		tm.tm_mday = 28;
+	if (tm2timestamp(&tm, fsec, NULL, &result) != 0 || !IS_VALID_TIMESTAMP(result))
+		return DT_NOEND;
+	return result;
+}
+
+/*
+ * A lower bound of the purchases whose window of this kind can be open at
+ * as_of: every purchase with a deadline at or after as_of was made at or
+ * after it.  Used as an index range, so it may be low, never high.
+ */
+static TimestampTz
+window_start_of(TimestampTz as_of, RefundKind kind)
+{
+	int64		span = (kind == KIND_TAX) ? TAX_WINDOW_MAX : REFUND_WINDOW;
+
+	if (TIMESTAMP_IS_NOBEGIN(as_of))
+		return DT_NOBEGIN;
+	if (TIMESTAMP_IS_NOEND(as_of))
+		return LAST_TIMESTAMP - span + 1;	/* deadlines past the range */
+	if (as_of < MIN_TIMESTAMP + span)
+		return DT_NOBEGIN;
+	return as_of - span;
+}
+
+/*
+ * The window criterion: purchased_at <= as_of <= deadline.  as_of_known is
+ * false when the moment of the request is NULL.
+ */
+static uint32
+window_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, RefundKind kind)
+{
+	uint32		reasons = 0;
+	TimestampTz deadline;
+
+	if (p->isnull[FIELD_PURCHASED_AT])
+		reasons |= REASON_BIT(REASON_MISSING_PURCHASED_AT);
+	if (!as_of_known)
+		reasons |= REASON_BIT(REASON_MISSING_REQUESTED_AT);
+	if (reasons)
+		return reasons;
+
+	if (as_of < p->purchased_at)
+		return REASON_BIT(REASON_NOT_YET_PURCHASED);
+	deadline = (kind == KIND_TAX) ? tax_refund_deadline_of(p->purchased_at)
+		: refund_deadline_of(p->purchased_at);
+	if (as_of > deadline)
+		return REASON_BIT(kind == KIND_TAX ? REASON_TAX_REFUND_WINDOW_EXPIRED
+						  : REASON_REFUND_WINDOW_EXPIRED);
+	return 0;
+}
+
+/* A criterion "flag must be false" (wanted = false) or "must be true". */
+static uint32
+flag_reasons(const Purchase *p, PurchaseField f, bool wanted, Reason failed, Reason missing)
+{
+	if (p->isnull[f])
+		return REASON_BIT(missing);
+	return (p->flag[f] == wanted) ? 0 : REASON_BIT(failed);
+}
+
+/*
+ * Criterion U: not (offer = silver and upgraded_with_gold_discount), in
+ * three-valued logic.  A NULL offer matters only when the flag is not
+ * false; a NULL flag only when the offer is not known to be another one.
+ */
+static uint32
+upgrade_reasons(const Purchase *p)
+{
+	bool		offer_null = p->isnull[FIELD_OFFER];
+	bool		flag_null = p->isnull[FIELD_UPGRADED_WITH_GOLD_DISCOUNT];
+	bool		flag = !flag_null && p->flag[FIELD_UPGRADED_WITH_GOLD_DISCOUNT];
+	uint32		reasons = 0;
+
+	if (!offer_null && p->offer != OFFER_SILVER)
+		return 0;
+	if (!flag_null && !flag)
+		return 0;
+	if (!offer_null && !flag_null)
+		return REASON_BIT(REASON_UPGRADED_WITH_GOLD_DISCOUNT);
+	if (offer_null)
+		reasons |= REASON_BIT(REASON_MISSING_OFFER);
+	if (flag_null)
+		reasons |= REASON_BIT(REASON_MISSING_UPGRADED_WITH_GOLD_DISCOUNT);
+	return reasons;
+}
+
+/* Every reason a refund of this kind is not allowed at as_of. */
+static uint32
+refund_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, RefundKind kind)
+{
+	uint32		reasons = window_reasons(p, as_of, as_of_known, kind);
+
+	if (kind == KIND_TAX)
+		return reasons | flag_reasons(p, FIELD_TAX_EXEMPT, true,
+									  REASON_NOT_TAX_EXEMPT, REASON_MISSING_TAX_EXEMPT);
+
+	reasons |= flag_reasons(p, FIELD_BENEFITS_ACTIVATED, false,
+							REASON_BENEFITS_ACTIVATED, REASON_MISSING_BENEFITS_ACTIVATED);
+	reasons |= flag_reasons(p, FIELD_PRODUCT_KEYS_VIEWED, false,
+							REASON_PRODUCT_KEYS_VIEWED, REASON_MISSING_PRODUCT_KEYS_VIEWED);
+	return reasons | upgrade_reasons(p);
+}
+
+/*
+ * Three-valued verdict of a set of reasons: false when a criterion
+ * definitely fails, NULL when none fails but one is undecided, else true.
+ */
+static Datum
+verdict(uint32 reasons, bool *isnull)
+{
+	*isnull = false;
+	if (reasons & ~UNDECIDED_REASONS)
+		return BoolGetDatum(false);
+	if (reasons != 0)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return BoolGetDatum(true);
+}
+
+/* The fields a refund of this kind reads. */
+static uint32
+fields_for_kind(RefundKind kind)
+{
+	return (kind == KIND_TAX) ? FIELDS_TAX : FIELDS_REFUND;
+}
+
+
+/* ==================================================================
+ *		READING A PURCHASE
+ *
+ * A purchase comes as a row value of any row type, its columns found by
+ * name, or as separate arguments (the columns the planner support passed).
+ * What is derived from a row type is cached per call site in fn_extra.
+ * ==================================================================
+ */
+
+/* How a column supplies its field. */
+typedef enum ValueKind
+{
+	VALUE_UNUSABLE,				/* missing, or of a type we do not read */
+	VALUE_OFFER_ENUM,			/* refund_rules.mpn_offer */
+	VALUE_OFFER_TEXT,			/* text or varchar holding a label */
+	VALUE_TIMESTAMP,			/* timestamptz, or timestamp read as UTC */
+	VALUE_BOOL					/* boolean */
+} ValueKind;
+
+/* What the extension's types are in this database. */
+typedef struct ExtensionTypes
+{
+	Oid			nsp;			/* the extension's schema */
+	Oid			mpn_offer;
+	Oid			offer_label[NUM_OFFERS];
+	Oid			refund_kind;
+	Oid			kind_label[NUM_KINDS];
+} ExtensionTypes;
+
+/* Where the fields of a purchase are, for one row type or argument list. */
+typedef struct PurchaseReader
+{
+	bool		valid;
+	Oid			rowtype;		/* the row type read (row form) */
+	int32		rowtypmod;
+	const char *rowname;		/* for messages */
+	TupleDesc	tupdesc;		/* our copy, or NULL for the column form */
+	AttrNumber	attnum[NUM_FIELDS]; /* column (1-based) or argument (0-based) */
+	Oid			coltype[NUM_FIELDS];	/* InvalidOid when missing */
+	ValueKind	kind[NUM_FIELDS];
+	uint32		usable;			/* fields that can be read */
+} PurchaseReader;
+
+/* The enforcement trigger's state for one statement (see ENFORCEMENT). */
+typedef struct TriggerState TriggerState;
+
+/* Everything a call site keeps between calls, in fn_mcxt. */
+typedef struct CallCache
+{
+	ExtensionTypes ext;
+	PurchaseReader reader;
+	Datum		reason_text[NUM_REASONS];
+	TupleDesc	result_desc;	/* refund_status's row */
+	TriggerState *trigger;
+} CallCache;
+
+static Oid
+enum_label_oid(Oid enumtype, const char *label)
+{
+	HeapTuple	tup;
+	Oid			result;
+
+	tup = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(enumtype),
+						  CStringGetDatum(label));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "label \"%s\" of enum %u not found", label, enumtype);
+	result = ((Form_pg_enum) GETSTRUCT(tup))->oid;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+static Oid
+extension_type_oid(Oid nsp, const char *name)
+{
+	Oid			typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										CStringGetDatum(name), ObjectIdGetDatum(nsp));
+
+	if (!OidIsValid(typid))
+		elog(ERROR, "type \"%s\" of extension refund_rules not found", name);
+	return typid;
+}
+
+/* Look the extension's types up in the schema of one of its functions. */
+static void
+lookup_extension_types(ExtensionTypes *ext, Oid nsp)
+{
+	int			i;
+
+	ext->nsp = nsp;
+	ext->mpn_offer = extension_type_oid(nsp, "mpn_offer");
+	for (i = 0; i < NUM_OFFERS; i++)
+		ext->offer_label[i] = enum_label_oid(ext->mpn_offer, offer_labels[i]);
+	ext->refund_kind = extension_type_oid(nsp, "refund_kind");
+	for (i = 0; i < NUM_KINDS; i++)
+		ext->kind_label[i] = enum_label_oid(ext->refund_kind, kind_labels[i]);
+}
+
+static CallCache *
+get_call_cache(FunctionCallInfo fcinfo)
+{
+	CallCache  *cache = (CallCache *) fcinfo->flinfo->fn_extra;
+
+	if (cache == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		int			i;
+
+		cache = palloc0(sizeof(CallCache));
+		lookup_extension_types(&cache->ext, get_func_namespace(fcinfo->flinfo->fn_oid));
+		for (i = 0; i < NUM_REASONS; i++)
+			cache->reason_text[i] = PointerGetDatum(cstring_to_text(reason_codes[i]));
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	return cache;
+}
+
+/* How a value of type typid can supply field f. */
+static ValueKind
+value_kind_for(const ExtensionTypes *ext, PurchaseField f, Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	switch (f)
+	{
+		case FIELD_OFFER:
+			if (base == ext->mpn_offer)
+				return VALUE_OFFER_ENUM;
+			if (base == TEXTOID || base == VARCHAROID)
+				return VALUE_OFFER_TEXT;
+			break;
+		case FIELD_PURCHASED_AT:
+			if (base == TIMESTAMPTZOID || base == TIMESTAMPOID)
+				return VALUE_TIMESTAMP;
+			break;
+		default:
+			if (base == BOOLOID)
+				return VALUE_BOOL;
+			break;
+	}
+	return VALUE_UNUSABLE;
+}
+
+static const char *
+field_expected_type(PurchaseField f)
+{
+	switch (f)
+	{
+		case FIELD_OFFER:
+			return "refund_rules.mpn_offer, text or character varying";
+		case FIELD_PURCHASED_AT:
+			return "timestamp with time zone or timestamp without time zone";
+		default:
+			return "boolean";
+	}
+}
+
+/* The attribute of a row type that holds field f, or NULL. */
+static Form_pg_attribute
+find_field_column(TupleDesc tupdesc, PurchaseField f)
+{
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), field_names[f]) == 0)
+			return att;
+	}
+	return NULL;
+}
+
+static void
+reader_set_field(PurchaseReader *r, const ExtensionTypes *ext, PurchaseField f,
+				 AttrNumber attnum, Oid coltype)
+{
+	r->attnum[f] = attnum;
+	r->coltype[f] = coltype;
+	r->kind[f] = OidIsValid(coltype) ? value_kind_for(ext, f, coltype) : VALUE_UNUSABLE;
+	if (r->kind[f] != VALUE_UNUSABLE)
+		r->usable |= FIELD_BIT(f);
+}
+
+/* Point a reader at the columns of a row type. */
+static void
+reader_init_row(PurchaseReader *r, const ExtensionTypes *ext, TupleDesc tupdesc,
+				Oid rowtype, int32 rowtypmod, const char *rowname, MemoryContext mcxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(mcxt);
+	int			f;
+
+	if (r->tupdesc)
+		FreeTupleDesc(r->tupdesc);
+	memset(r, 0, sizeof(PurchaseReader));
+	r->rowtype = rowtype;
+	r->rowtypmod = rowtypmod;
+	r->rowname = pstrdup(rowname);
+	r->tupdesc = CreateTupleDescCopy(tupdesc);
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		Form_pg_attribute att = find_field_column(tupdesc, (PurchaseField) f);
+
+		reader_set_field(r, ext, (PurchaseField) f, att ? att->attnum : InvalidAttrNumber,
+						 att ? att->atttypid : InvalidOid);
+	}
+	r->valid = true;
+	MemoryContextSwitchTo(old);
+}
+
+/* Point a reader at the arguments of a column-form call (layout: fields). */
+static void
+reader_init_args(PurchaseReader *r, const ExtensionTypes *ext, FmgrInfo *flinfo, uint32 layout)
+{
+	int			f;
+	int			argno = 0;
+
+	memset(r, 0, sizeof(PurchaseReader));
+	r->rowname = "the argument list";
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		if (!(layout & FIELD_BIT(f)))
+			continue;
+		reader_set_field(r, ext, (PurchaseField) f, argno,
+						 get_fn_expr_argtype(flinfo, argno));
+		argno++;
+	}
+	r->valid = true;
+}
+
+/* Raise the error for the first needed field the reader cannot read. */
+static void
+reader_require(const PurchaseReader *r, uint32 fields)
+{
+	int			f;
+
+	if ((fields & ~r->usable) == 0)
+		return;
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		if (!(fields & FIELD_BIT(f)) || (r->usable & FIELD_BIT(f)))
+			continue;
+		if (!OidIsValid(r->coltype[f]))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("purchase has no column \"%s\"", field_names[f]),
+					 errdetail("The refund rules read column \"%s\" of type %s; %s has none.",
+							   field_names[f], field_expected_type(f), r->rowname)));
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of the purchase is of type %s",
+						field_names[f], format_type_be(r->coltype[f])),
+				 errdetail("Column \"%s\" must be of type %s.",
+						   field_names[f], field_expected_type(f))));
+	}
+}
+
+static void
+report_invalid_offer(const char *value)
+{
+	int			len = strlen(value);
+	int			clip = pg_mbcliplen(value, len, 64);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid offer \"%.*s%s\"", clip, value, clip < len ? "..." : ""),
+			 errdetail("Column \"offer\" must hold one of \"action_pack\", \"silver\" or \"gold\".")));
+}
+
+static MpnOffer
+offer_from_enum(const ExtensionTypes *ext, Oid label)
+{
+	int			i;
+	HeapTuple	tup;
+
+	for (i = 0; i < NUM_OFFERS; i++)
+		if (ext->offer_label[i] == label)
+			return (MpnOffer) i;
+
+	/* A label added to the enum after this version: bad data. */
+	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(label));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "enum label %u not found", label);
+	report_invalid_offer(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
+	pg_unreachable();
+}
+
+static MpnOffer
+offer_from_text(Datum value)
+{
+	text	   *t = DatumGetTextPP(value);
+	const char *s = VARDATA_ANY(t);
+	size_t		len = VARSIZE_ANY_EXHDR(t);
+	int			i;
+
+	for (i = 0; i < NUM_OFFERS; i++)
+	{
+		if (len == strlen(offer_labels[i]) && memcmp(s, offer_labels[i], len) == 0)
+		{
+			if ((Pointer) t != DatumGetPointer(value))
+				pfree(t);
+			return (MpnOffer) i;
+		}
+	}
+	report_invalid_offer(text_to_cstring(t));
+	pg_unreachable();
+}
+
+/* Store one field's value into a Purchase. */
+static void
+store_field(const PurchaseReader *r, const ExtensionTypes *ext, PurchaseField f,
+			Datum value, bool isnull, Purchase *p)
+{
+	p->isnull[f] = isnull;
+	if (isnull)
+		return;
+	switch (r->kind[f])
+	{
+		case VALUE_OFFER_ENUM:
+			p->offer = offer_from_enum(ext, DatumGetObjectId(value));
+			break;
+		case VALUE_OFFER_TEXT:
+			p->offer = offer_from_text(value);
+			break;
+		case VALUE_TIMESTAMP:
+			/* timestamp and timestamptz share a representation: UTC */
+			p->purchased_at = DatumGetTimestampTz(value);
+			break;
+		case VALUE_BOOL:
+			p->flag[f] = DatumGetBool(value);
+			break;
+		case VALUE_UNUSABLE:
+			elog(ERROR, "field \"%s\" cannot be read", field_names[f]);
+	}
+}
+
+static void
+purchase_set_null(Purchase *p)
+{
+	int			f;
+
+	memset(p, 0, sizeof(Purchase));
+	for (f = 0; f < NUM_FIELDS; f++)
+		p->isnull[f] = true;
+}
+
+/* Read the needed fields of a heap tuple whose layout the reader knows. */
+static void
+read_purchase_tuple(const PurchaseReader *r, const ExtensionTypes *ext, HeapTuple tuple,
+					uint32 fields, Purchase *p)
+{
+	int			f;
+
+	purchase_set_null(p);
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		bool		isnull;
+		Datum		value;
+
+		if (!(fields & FIELD_BIT(f)))
+			continue;
+		value = heap_getattr(tuple, r->attnum[f], r->tupdesc, &isnull);
+		store_field(r, ext, (PurchaseField) f, value, isnull, p);
+	}
+}
+
+/* Make the cached reader fit a row type (a lookup per row type, not per row). */
+static void
+ensure_row_reader(FunctionCallInfo fcinfo, CallCache *cache, Oid rowtype, int32 rowtypmod)
+{
+	PurchaseReader *r = &cache->reader;
+	TupleDesc	tupdesc;
+
+	if (r->valid && r->tupdesc && r->rowtype == rowtype && r->rowtypmod == rowtypmod)
+		return;
+	tupdesc = lookup_rowtype_tupdesc(rowtype, rowtypmod);
+	reader_init_row(r, &cache->ext, tupdesc, rowtype, rowtypmod,
+					format_type_be(rowtype), fcinfo->flinfo->fn_mcxt);
+	ReleaseTupleDesc(tupdesc);
+}
+
+/*
+ * Read the purchase of a row-form call (argument 0).  A NULL row reads as
+ * all fields NULL; its row type is still checked when it is known.
+ */
+static void
+read_purchase_row_arg(FunctionCallInfo fcinfo, CallCache *cache, uint32 fields, Purchase *p)
+{
+	HeapTupleHeader th;
+	HeapTupleData tuple;
+
+	if (PG_ARGISNULL(0))
+	{
+		Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+
+		if (OidIsValid(argtype) && argtype != RECORDOID && type_is_rowtype(argtype))
+		{
+			ensure_row_reader(fcinfo, cache, argtype, -1);
+			reader_require(&cache->reader, fields);
+		}
+		purchase_set_null(p);
+		return;
+	}
+
+	th = PG_GETARG_HEAPTUPLEHEADER(0);
+	ensure_row_reader(fcinfo, cache, HeapTupleHeaderGetTypeId(th),
+					  HeapTupleHeaderGetTypMod(th));
+	reader_require(&cache->reader, fields);
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = th;
+	read_purchase_tuple(&cache->reader, &cache->ext, &tuple, fields, p);
+}
+
+/* Read the purchase of a column-form call: one argument per field of layout. */
+static void
+read_purchase_column_args(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout,
+						  uint32 fields, Purchase *p)
+{
+	int			f;
+
+	if (!cache->reader.valid)
+		reader_init_args(&cache->reader, &cache->ext, fcinfo->flinfo, layout);
+	reader_require(&cache->reader, fields);
+
+	purchase_set_null(p);
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		int			argno = cache->reader.attnum[f];
+
+		if (!(fields & FIELD_BIT(f)))
+			continue;
+		store_field(&cache->reader, &cache->ext, (PurchaseField) f,
+					PG_GETARG_DATUM(argno), PG_ARGISNULL(argno), p);
+	}
+}
+
+/*
+ * Read the purchase of either form; layout is 0 for the row form.  Returns
+ * the number of the argument that follows the purchase (as_of).
+ */
+static int
+read_purchase(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout, uint32 fields,
+			  Purchase *p)
+{
+	if (layout == 0)
+	{
+		read_purchase_row_arg(fcinfo, cache, fields, p);
+		return 1;
+	}
+	read_purchase_column_args(fcinfo, cache, layout, fields, p);
+	return pg_popcount32(layout);
+}
+
+/* The refund kind of an enum argument or value. */
+static RefundKind
+kind_from_enum(const ExtensionTypes *ext, Oid label)
+{
+	if (label == ext->kind_label[KIND_TAX])
+		return KIND_TAX;
+	if (label == ext->kind_label[KIND_PURCHASE])
+		return KIND_PURCHASE;
+	elog(ERROR, "unknown refund kind %u", label);
+	pg_unreachable();
+}
+
+
+/* ==================================================================
+ *		QUERY FUNCTIONS
+ *
+ * IMMUTABLE and PARALLEL SAFE; none raises for a NULL.  Each whole-row
+ * function has a column form (leading underscore) that the planner
+ * support rewrites calls into; both share one body.
+ * ==================================================================
+ */
+
+static Datum
+reasons_array(const CallCache *cache, uint32 reasons)
+{
+	Datum		elems[NUM_REASONS];
+	int			n = 0;
+	int			r;
+
+	for (r = 0; r < NUM_REASONS; r++)
+		if (reasons & REASON_BIT(r))
+			elems[n++] = cache->reason_text[r];
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(TEXTOID));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* refund_eligible and tax_refund_eligible, in either form. */
+static Datum
+eligible_common(FunctionCallInfo fcinfo, uint32 layout, RefundKind kind)
+{
+	CallCache  *cache = get_call_cache(fcinfo);
+	Purchase	p;
+	int			as_of_arg = read_purchase(fcinfo, cache, layout, fields_for_kind(kind), &p);
+	uint32		reasons;
+
+	if (PG_ARGISNULL(as_of_arg))
+		PG_RETURN_NULL();
+	reasons = refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(as_of_arg), true, kind);
+	return verdict(reasons, &fcinfo->isnull);
+}
+
+/* refund_ineligibility_reasons, in either form: kind follows as_of. */
+static Datum
+reasons_common(FunctionCallInfo fcinfo, uint32 layout)
+{
+	CallCache  *cache = get_call_cache(fcinfo);
+	int			as_of_arg = (layout == 0) ? 1 : pg_popcount32(layout);
+	int			kind_arg = as_of_arg + 1;
+	RefundKind	kind = KIND_PURCHASE;
+	Purchase	p;
+
+	if (!PG_ARGISNULL(kind_arg))
+		kind = kind_from_enum(&cache->ext, PG_GETARG_OID(kind_arg));
+	read_purchase(fcinfo, cache, layout, fields_for_kind(kind), &p);
+	if (PG_ARGISNULL(as_of_arg) || PG_ARGISNULL(kind_arg))
+		PG_RETURN_NULL();
+	return reasons_array(cache,
+						 refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(as_of_arg), true, kind));
+}
+
+/*
+ * refund_eligible(purchase record, as_of timestamptz) returns boolean:
+ * whether the price of the purchase may be refunded at as_of.
+ */
+PG_FUNCTION_INFO_V1(refund_eligible);
+Datum
+refund_eligible(PG_FUNCTION_ARGS)
+{
+	return eligible_common(fcinfo, 0, KIND_PURCHASE);
+}
+
+/*
+ * _refund_eligible(offer, purchased_at, benefits_activated,
+ * product_keys_viewed, upgraded_with_gold_discount, as_of) returns boolean:
+ * refund_eligible on separate columns.
+ */
+PG_FUNCTION_INFO_V1(_refund_eligible);
+Datum
+_refund_eligible(PG_FUNCTION_ARGS)
+{
+	return eligible_common(fcinfo, FIELDS_REFUND, KIND_PURCHASE);
+}
+
+/*
+ * tax_refund_eligible(purchase record, as_of timestamptz) returns boolean:
+ * whether the tax paid on the purchase may be refunded at as_of.
+ */
+PG_FUNCTION_INFO_V1(tax_refund_eligible);
+Datum
+tax_refund_eligible(PG_FUNCTION_ARGS)
+{
+	return eligible_common(fcinfo, 0, KIND_TAX);
+}
+
+/*
+ * _tax_refund_eligible(purchased_at, tax_exempt, as_of) returns boolean:
+ * tax_refund_eligible on separate columns.
+ */
+PG_FUNCTION_INFO_V1(_tax_refund_eligible);
+Datum
+_tax_refund_eligible(PG_FUNCTION_ARGS)
+{
+	return eligible_common(fcinfo, FIELDS_TAX, KIND_TAX);
+}
+
+/*
+ * refund_ineligibility_reasons(purchase record, as_of timestamptz, kind
+ * refund_kind) returns text[]: the reason codes, in the policy's order; {}
+ * when the refund is allowed.
+ */
+PG_FUNCTION_INFO_V1(refund_ineligibility_reasons);
+Datum
+refund_ineligibility_reasons(PG_FUNCTION_ARGS)
+{
+	return reasons_common(fcinfo, 0);
+}
+
+/*
+ * _refund_ineligibility_reasons(the six columns, as_of, kind) returns
+ * text[]: refund_ineligibility_reasons on separate columns.
+ */
+PG_FUNCTION_INFO_V1(_refund_ineligibility_reasons);
+Datum
+_refund_ineligibility_reasons(PG_FUNCTION_ARGS)
+{
+	return reasons_common(fcinfo, FIELDS_ALL);
+}
+
+/*
+ * refund_deadline(purchased_at timestamptz) returns timestamptz: the last
+ * moment a purchase refund is allowed.
+ */
+PG_FUNCTION_INFO_V1(refund_deadline);
+Datum
+refund_deadline(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(refund_deadline_of(PG_GETARG_TIMESTAMPTZ(0)));
+}
+
+/*
+ * tax_refund_deadline(purchased_at timestamptz) returns timestamptz: the
+ * last moment a tax refund is allowed.
+ */
+PG_FUNCTION_INFO_V1(tax_refund_deadline);
+Datum
+tax_refund_deadline(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(tax_refund_deadline_of(PG_GETARG_TIMESTAMPTZ(0)));
+}
+
+/*
+ * refund_window_start(as_of timestamptz, kind refund_kind) returns
+ * timestamptz: no purchase made before it can have a window of this kind
+ * open at as_of.
+ */
+PG_FUNCTION_INFO_V1(refund_window_start);
+Datum
+refund_window_start(PG_FUNCTION_ARGS)
+{
+	CallCache  *cache = get_call_cache(fcinfo);
+
+	PG_RETURN_TIMESTAMPTZ(window_start_of(PG_GETARG_TIMESTAMPTZ(0),
+										  kind_from_enum(&cache->ext, PG_GETARG_OID(1))));
+}
+
+/*
+ * refund_status(purchase record, as_of timestamptz) returns one row:
+ * (refund_eligible, refund_reasons, refund_deadline, tax_refund_eligible,
+ * tax_refund_reasons, tax_refund_deadline).
+ */
+PG_FUNCTION_INFO_V1(refund_status);
+Datum
+refund_status(PG_FUNCTION_ARGS)
+{
+	CallCache  *cache = get_call_cache(fcinfo);
+	Datum		values[6];
+	bool		nulls[6];
+	Purchase	p;
+	int			k;
+
+	if (cache->result_desc == NULL)
+	{
+		TupleDesc	tupdesc;
+		MemoryContext old;
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		cache->result_desc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		MemoryContextSwitchTo(old);
+	}
+
+	read_purchase(fcinfo, cache, 0, FIELDS_ALL, &p);
+	for (k = 0; k < NUM_KINDS; k++)
+	{
+		int			col = 3 * k;
+
+		nulls[col] = nulls[col + 1] = nulls[col + 2] = true;
+		if (!PG_ARGISNULL(1))
+		{
+			uint32		reasons = refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(1), true,
+												 (RefundKind) k);
+
+			values[col] = verdict(reasons, &nulls[col]);
+			values[col + 1] = reasons_array(cache, reasons);
+			nulls[col + 1] = false;
+		}
+		if (!p.isnull[FIELD_PURCHASED_AT])
+		{
+			values[col + 2] = TimestampTzGetDatum(k == KIND_TAX
+												  ? tax_refund_deadline_of(p.purchased_at)
+												  : refund_deadline_of(p.purchased_at));
+			nulls[col + 2] = false;
+		}
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(cache->result_desc, values, nulls)));
+}
+
+
+/* ==================================================================
+ *		ENFORCEMENT
+ *
+ * Fails closed: only a refund that is provably allowed passes.
+ * ==================================================================
+ */
+
+/* A timestamp in UTC, ISO style, whatever the session's settings. */
+static char *
+format_utc(TimestampTz t)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		buf[MAXDATELEN + 1];
+
+	if (TIMESTAMP_IS_NOBEGIN(t))
+		return pstrdup(EARLY);
+	if (TIMESTAMP_IS_NOEND(t))
+		return pstrdup(LATE);
+	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		elog(ERROR, "timestamp out of range");
+	tm.tm_isdst = 0;			/* UTC: print the zone as +00 */
+	EncodeDateTime(&tm, fsec, true, 0, NULL, USE_ISO_DATES, buf);
+	return pstrdup(buf);
+}
+
+/*
+ * Raise check_violation for a refused refund: the reasons in DETAIL, the
+ * window that applied in HINT.  purchase_key names the purchase when known.
+ */
+static void
+report_refused(uint32 reasons, bool kind_known, RefundKind kind, const Purchase *p,
+			   const char *purchase_key, Relation rel)
+{
+	StringInfoData list;
+	const char *what = (kind_known && kind == KIND_TAX) ? "tax refund" : "refund";
+	char	   *hint = NULL;
+	int			r;
+
+	initStringInfo(&list);
+	for (r = 0; r < NUM_REASONS; r++)
+		if (reasons & REASON_BIT(r))
+			appendStringInfo(&list, "%s%s", list.len ? ", " : "", reason_codes[r]);
+
+	if (kind_known && !p->isnull[FIELD_PURCHASED_AT])
+		hint = psprintf("%s of this purchase are allowed from %s until %s.",
+						kind == KIND_TAX ? "Tax refunds" : "Refunds",
+						format_utc(p->purchased_at),
+						format_utc(kind == KIND_TAX ? tax_refund_deadline_of(p->purchased_at)
+								   : refund_deadline_of(p->purchased_at)));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 purchase_key ? errmsg("%s of purchase \"%s\" is not allowed", what, purchase_key)
+			 : errmsg("%s is not allowed", what),
+			 errdetail("Reasons: %s.", list.data),
+			 hint ? errhint("%s", hint) : 0,
+			 rel ? errtable(rel) : 0));
+}
+
+/*
+ * check_refund(purchase record, requested_at timestamptz, kind refund_kind)
+ * returns boolean: true when the refund is provably allowed; otherwise it
+ * raises check_violation.  NULL anywhere raises too.
+ */
+PG_FUNCTION_INFO_V1(check_refund);
+Datum
+check_refund(PG_FUNCTION_ARGS)
+{
+	CallCache  *cache = get_call_cache(fcinfo);
+	bool		kind_known = !PG_ARGISNULL(2);
+	RefundKind	kind = kind_known ? kind_from_enum(&cache->ext, PG_GETARG_OID(2)) : KIND_PURCHASE;
+	bool		as_of_known = !PG_ARGISNULL(1);
+	Purchase	p;
+	uint32		reasons;
+
+	read_purchase(fcinfo, cache, 0, fields_for_kind(kind), &p);
+	if (!kind_known)
+		reasons = REASON_BIT(REASON_MISSING_KIND);
+	else
+		reasons = refund_reasons(&p, as_of_known ? PG_GETARG_TIMESTAMPTZ(1) : 0,
+								 as_of_known, kind);
+	if (reasons)
+		report_refused(reasons, kind_known, kind, &p, NULL, NULL);
+	PG_RETURN_BOOL(true);
+}
+
+/* ---- the trigger ---- */
+
+/* The columns of the request table the trigger reads. */
+typedef enum RequestColumn
+{
+	REQ_REFERENCE,				/* named by the trigger's second argument */
+	REQ_REQUESTED_AT,
+	REQ_KIND,					/* optional */
+	REQ_REQUESTED_BY_ROLE,
+	NUM_REQUEST_COLUMNS
+} RequestColumn;
+
+static const char *const authorized_roles[] = {"mpn_partner_admin", "account_admin"};
+
+/* Prepared lookups, kept across statements, by trigger. */
+typedef struct PlanEntry
+{
+	Oid			tgoid;			/* hash key */
+	char	   *query;			/* in TopMemoryContext */
+	Oid			argtype;
+	SPIPlanPtr	plan;
+} PlanEntry;
+
+static HTAB *plan_cache = NULL;
+
+struct TriggerState
+{
+	Oid			tgoid;
+	Oid			relid;
+	AttrNumber	attnum[NUM_REQUEST_COLUMNS];	/* 0: absent (kind only) */
+	Oid			atttype[NUM_REQUEST_COLUMNS];
+	Oid			purchases_owner;
+	char	   *query;
+	PlanEntry  *entry;
+};
+
+static void
+trigger_misuse(const char *msg, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("%s", msg),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/* Find a column of the request table, checking its type. */
+static AttrNumber
+request_column(Relation rel, const char *name, bool required, bool (*type_ok) (Oid),
+			   const char *expected, Oid *atttype)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
+			continue;
+		*atttype = att->atttypid;
+		if (type_ok && !type_ok(getBaseType(att->atttypid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of refund request table \"%s\" is of type %s",
+							name, RelationGetRelationName(rel), format_type_be(att->atttypid)),
+					 errdetail("Column \"%s\" must be of type %s.", name, expected)));
+		return att->attnum;
+	}
+	if (required)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("refund request table \"%s\" has no column \"%s\"",
+						RelationGetRelationName(rel), name),
+				 errhint("enforce_refund_policy() reads the columns requested_at, requested_by_role and optionally kind.")));
+	*atttype = InvalidOid;
+	return InvalidAttrNumber;
+}
+
+static bool
+is_timestamp_type(Oid base)
+{
+	return base == TIMESTAMPTZOID || base == TIMESTAMPOID;
+}
+
+static bool
+is_label_type(Oid base)
+{
+	return base == TEXTOID || base == VARCHAROID || type_is_enum(base);
+}
+
+/* The text of a label-typed value (text, varchar or enum). */
+static char *
+label_value(Datum value, Oid type)
+{
+	Oid			base = getBaseType(type);
+	HeapTuple	tup;
+	char	   *result;
+
+	if (base == TEXTOID || base == VARCHAROID)
+		return TextDatumGetCString(value);
+	tup = SearchSysCache1(ENUMOID, value);
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "enum label %u not found", DatumGetObjectId(value));
+	result = pstrdup(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * Work out, once per statement, what the trigger reads and the query that
+ * fetches and locks the purchase.
+ */
+static TriggerState *
+trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
+{
+	Trigger    *tg = td->tg_trigger;
+	Relation	rel = td->tg_relation;
+	TriggerState *ts = cache->trigger;
+	MemoryContext old;
+	List	   *names;
+	Oid			nsp;
+	const char *relname;
+	Oid			purchases;
+	const char *keycol;
+	HeapTuple	tup;
+	bool		found;
+
+	if (ts && ts->tgoid == tg->tgoid && ts->relid == RelationGetRelid(rel))
+		return ts;
+
+	if (tg->tgnargs < 2 || tg->tgnargs > 3)
+		trigger_misuse(psprintf("trigger \"%s\" passes %d arguments to enforce_refund_policy()",
+								tg->tgname, tg->tgnargs),
+					   "Pass the purchases table, the column of the refund requests that references it, and optionally the key column of the purchases table (default id).");
+
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	ts = palloc0(sizeof(TriggerState));
+	ts->tgoid = tg->tgoid;
+	ts->relid = RelationGetRelid(rel);
+
+	/* The purchases table: unqualified means the trigger's table's schema. */
+	names = stringToQualifiedNameList(tg->tgargs[0]);
+	if (list_length(names) == 1)
+	{
+		nsp = RelationGetNamespace(rel);
+		relname = strVal(linitial(names));
+	}
+	else if (list_length(names) == 2)
+	{
+		nsp = get_namespace_oid(strVal(linitial(names)), true);
+		relname = strVal(lsecond(names));
+	}
+	else
+	{
+		nsp = InvalidOid;
+		relname = tg->tgargs[0];
+	}
+	purchases = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+	if (!OidIsValid(purchases))
+		trigger_misuse(psprintf("purchases table \"%s\" of trigger \"%s\" does not exist",
+								tg->tgargs[0], tg->tgname),
+					   "An unqualified name is looked up in the schema of the table the trigger is on.");
+
+	/* Like a foreign key: the request table's owner must be able to read it. */
+	if (pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(purchases)),
+				 errdetail("The owner of refund request table \"%s\" needs SELECT on the purchases table.",
+						   RelationGetRelationName(rel))));
+
+	keycol = (tg->tgnargs == 3) ? tg->tgargs[2] : "id";
+	if (get_attnum(purchases, keycol) == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("purchases table \"%s\" has no column \"%s\"", get_rel_name(purchases), keycol),
+				 errhint("The third argument of enforce_refund_policy() names the key column (default id).")));
+
+	ts->attnum[REQ_REFERENCE] = request_column(rel, tg->tgargs[1], true, NULL, NULL,
+											   &ts->atttype[REQ_REFERENCE]);
+	ts->attnum[REQ_REQUESTED_AT] = request_column(rel, "requested_at", true, is_timestamp_type,
+												  "timestamp with time zone",
+												  &ts->atttype[REQ_REQUESTED_AT]);
+	ts->attnum[REQ_KIND] = request_column(rel, "kind", false, is_label_type,
+										  "refund_rules.refund_kind or text",
+										  &ts->atttype[REQ_KIND]);
+	ts->attnum[REQ_REQUESTED_BY_ROLE] = request_column(rel, "requested_by_role", true,
+													   is_label_type, "text or an enum",
+													   &ts->atttype[REQ_REQUESTED_BY_ROLE]);
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(purchases));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", purchases);
+	ts->purchases_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	ts->query = psprintf("SELECT p.* FROM %s p WHERE p.%s OPERATOR(pg_catalog.=) $1 FOR SHARE OF p",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(purchases)),
+													get_rel_name(purchases)),
+						 quote_identifier(keycol));
+	MemoryContextSwitchTo(old);
+
+	/* The prepared plan, kept across statements while the query is the same. */
+	if (plan_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(PlanEntry);
+		plan_cache = hash_create("refund_rules trigger plans", 16, &ctl,
+								 HASH_ELEM | HASH_BLOBS);
+	}
+	ts->entry = hash_search(plan_cache, &ts->tgoid, HASH_ENTER, &found);
+	if (!found)
+	{
+		ts->entry->query = NULL;
+		ts->entry->plan = NULL;
+	}
+	if (ts->entry->plan != NULL &&
+		(strcmp(ts->entry->query, ts->query) != 0 ||
+		 ts->entry->argtype != ts->atttype[REQ_REFERENCE]))
+	{
+		SPI_freeplan(ts->entry->plan);
+		pfree(ts->entry->query);
+		ts->entry->plan = NULL;
+	}
+
+	/* The purchase's reader is set up from the first fetched row. */
+	cache->reader.valid = false;
+	cache->trigger = ts;
+	return ts;
+}
+
+static SPIPlanPtr
+trigger_plan(TriggerState *ts)
+{
+	PlanEntry  *entry = ts->entry;
+
+	if (entry->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(ts->query, 1, &ts->atttype[REQ_REFERENCE]);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		entry->query = MemoryContextStrdup(TopMemoryContext, ts->query);
+		entry->argtype = ts->atttype[REQ_REFERENCE];
+		entry->plan = plan;
+	}
+	return entry->plan;
+}
+
+/* The purchase key as text, for messages. */
+static char *
+key_text(Oid type, Datum value)
+{
+	Oid			output;
+	bool		isvarlena;
+
+	getTypeOutputInfo(type, &output, &isvarlena);
+	return OidOutputFunctionCall(output, value);
+}
+
+/* On UPDATE, whether any column the check read has changed. */
+static bool
+checked_columns_changed(const TriggerState *ts, TupleDesc tupdesc, HeapTuple oldtup,
+						HeapTuple newtup)
+{
+	int			c;
+
+	for (c = 0; c < NUM_REQUEST_COLUMNS; c++)
+	{
+		Form_pg_attribute att;
+		bool		oldnull,
+					newnull;
+		Datum		oldval,
+					newval;
+
+		if (ts->attnum[c] == InvalidAttrNumber)
+			continue;
+		att = TupleDescAttr(tupdesc, ts->attnum[c] - 1);
+		oldval = heap_getattr(oldtup, ts->attnum[c], tupdesc, &oldnull);
+		newval = heap_getattr(newtup, ts->attnum[c], tupdesc, &newnull);
+		if (oldnull != newnull ||
+			(!oldnull && !datumIsEqual(oldval, newval, att->attbyval, att->attlen)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * enforce_refund_policy() is a BEFORE INSERT OR UPDATE row trigger for a
+ * table of refund requests.  Arguments: the purchases table, the column
+ * of the request that references it, the purchases' key column (default
+ * id).  It returns the new row, or raises when the refund is not allowed.
+ */
+PG_FUNCTION_INFO_V1(enforce_refund_policy);
+Datum
+enforce_refund_policy(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	CallCache  *cache;
+	TriggerState *ts;
+	TupleDesc	tupdesc;
+	HeapTuple	newtup;
+	Datum		value[NUM_REQUEST_COLUMNS];
+	bool		isnull[NUM_REQUEST_COLUMNS];
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		kind_known = true;
+	RefundKind	kind = KIND_PURCHASE;
+	char	   *key;
+	Purchase	p;
+	uint32		reasons = 0;
+	int			c;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		trigger_misuse("enforce_refund_policy() was not called by the trigger manager", NULL);
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		trigger_misuse("enforce_refund_policy() must be fired for each row",
+					   "Create the trigger with FOR EACH ROW.");
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
+		trigger_misuse("enforce_refund_policy() must be fired BEFORE INSERT OR UPDATE",
+					   "Create the trigger as BEFORE INSERT OR UPDATE ... FOR EACH ROW.");
+
+	cache = get_call_cache(fcinfo);
+	ts = trigger_state(fcinfo, cache, td);
+	tupdesc = RelationGetDescr(td->tg_relation);
+	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) &&
+		!checked_columns_changed(ts, tupdesc, td->tg_trigtuple, newtup))
+		return PointerGetDatum(newtup);
+
+	for (c = 0; c < NUM_REQUEST_COLUMNS; c++)
+	{
+		value[c] = (Datum) 0;
+		isnull[c] = true;
+		if (ts->attnum[c] != InvalidAttrNumber)
+			value[c] = heap_getattr(newtup, ts->attnum[c], tupdesc, &isnull[c]);
+	}
+
+	if (isnull[REQ_REFERENCE])
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("refund request does not name a purchase"),
+				 errdetail("Column \"%s\" is NULL.", td->tg_trigger->tgargs[1]),
+				 errtable(td->tg_relation)));
+	key = key_text(ts->atttype[REQ_REFERENCE], value[REQ_REFERENCE]);
+
+	if (ts->attnum[REQ_KIND] != InvalidAttrNumber)
+	{
+		kind_known = !isnull[REQ_KIND];
+		if (kind_known)
+		{
+			char	   *label = label_value(value[REQ_KIND], ts->atttype[REQ_KIND]);
+
+			if (strcmp(label, "tax") == 0)
+				kind = KIND_TAX;
+			else if (strcmp(label, "purchase") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid refund kind \"%s\"", label),
+						 errdetail("Column \"kind\" must hold \"purchase\" or \"tax\".")));
+		}
+	}
+
+	/* Fetch and lock the purchase as its table's owner, as foreign keys do. */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(ts->purchases_owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+	if (SPI_execute_plan(trigger_plan(ts), &value[REQ_REFERENCE], NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("purchase \"%s\" does not exist", key),
+				 errdetail("Key (%s)=(%s) is not present in the purchases table \"%s\".",
+						   td->tg_trigger->tgnargs == 3 ? td->tg_trigger->tgargs[2] : "id",
+						   key, td->tg_trigger->tgargs[0]),
+				 errtable(td->tg_relation)));
+
+	if (!cache->reader.valid)
+		reader_init_row(&cache->reader, &cache->ext, SPI_tuptable->tupdesc, RECORDOID, -1,
+						psprintf("purchases table \"%s\"", td->tg_trigger->tgargs[0]),
+						fcinfo->flinfo->fn_mcxt);
+	reader_require(&cache->reader, fields_for_kind(kind));
+	read_purchase_tuple(&cache->reader, &cache->ext, SPI_tuptable->vals[0],
+						fields_for_kind(kind), &p);
+	SPI_finish();
+
+	if (!kind_known)
+		reasons = REASON_BIT(REASON_MISSING_KIND);
+	else
+		reasons = refund_reasons(&p, isnull[REQ_REQUESTED_AT] ? 0
+								 : DatumGetTimestampTz(value[REQ_REQUESTED_AT]),
+								 !isnull[REQ_REQUESTED_AT], kind);
+
+	if (isnull[REQ_REQUESTED_BY_ROLE])
+		reasons |= REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE);
+	else
+	{
+		char	   *role = label_value(value[REQ_REQUESTED_BY_ROLE],
+									   ts->atttype[REQ_REQUESTED_BY_ROLE]);
+
+		if (strcmp(role, authorized_roles[0]) != 0 && strcmp(role, authorized_roles[1]) != 0)
+			reasons |= REASON_BIT(REASON_REQUESTER_NOT_AUTHORIZED);
+	}
+
+	if (reasons)
+		report_refused(reasons, kind_known, kind, &p, key, td->tg_relation);
+	return PointerGetDatum(newtup);
+}
+
+
+/* ==================================================================
+ *		PLANNER SUPPORT
+ *
+ * refund_eligible(p, as_of) on a table's whole row (or on a typed ROW())
+ * makes PostgreSQL build the whole row for every row scanned.  The
+ * simplification rewrites it into the column form on the needed columns
+ * only, and adds the window as a plain range on purchased_at,
+ *
+ *		purchased_at <= as_of AND purchased_at >= refund_window_start(as_of)
+ *		AND _refund_eligible(offer, purchased_at, ..., as_of)
+ *
+ * which btree and BRIN indexes on purchased_at can use.  The range is
+ * implied by the call (it is false only when the call is false, NULL only
+ * when the call is NULL or false), so the result is the same in
+ * three-valued logic, under NOT and in outer joins.
+ * ==================================================================
+ */
+
+typedef struct Rewrite
+{
+	const char *row_form;		/* the whole-row function */
+	const char *column_form;	/* the function it becomes */
+	uint32		layout;			/* the columns passed, in field order */
+	bool		takes_kind;		/* a kind argument follows as_of */
+	int			window_kind;	/* the window added as a range, or -1 */
+} Rewrite;
+
+static const Rewrite rewrites[] = {
+	{"refund_eligible", "_refund_eligible", FIELDS_REFUND, false, KIND_PURCHASE},
+	{"tax_refund_eligible", "_tax_refund_eligible", FIELDS_TAX, false, KIND_TAX},
+	{"refund_ineligibility_reasons", "_refund_ineligibility_reasons", FIELDS_ALL, true, -1},
+};
+
+/*
+ * The expressions of the needed columns of a row argument: a whole-row Var
+ * of a plain relation of this query level, or a ROW() of a named type.
+ * False when it cannot be proven safe; then the call stays as it is.
+ */
+static bool
+row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *ext,
+			List **columns, Node **purchased_at)
+{
+	Var		   *var = NULL;
+	RowExpr    *rowexpr = NULL;
+	Oid			rowtype;
+	TupleDesc	tupdesc;
+	bool		ok = true;
+	int			f;
+
+	if (IsA(row, Var))
+	{
+		RangeTblEntry *rte;
+
+		var = (Var *) row;
+		if (root == NULL || var->varattno != 0 || var->varlevelsup != 0 ||
+			var->varno < 1 || var->varno > list_length(root->parse->rtable))
+			return false;
+		rte = rt_fetch(var->varno, root->parse->rtable);
+		if (rte->rtekind != RTE_RELATION || get_rel_type_id(rte->relid) != var->vartype)
+			return false;
+		rowtype = var->vartype;
+	}
+	else if (IsA(row, RowExpr))
+	{
+		rowexpr = (RowExpr *) row;
+		if (rowexpr->row_typeid == RECORDOID)
+			return false;
+		rowtype = rowexpr->row_typeid;
+	}
+	else
+		return false;
+
+	tupdesc = lookup_rowtype_tupdesc(rowtype, -1);
+	if (rowexpr && list_length(rowexpr->args) != tupdesc->natts)
+		ok = false;
+	for (f = 0; ok && f < NUM_FIELDS; f++)
+	{
+		Form_pg_attribute att;
+		Node	   *col;
+
+		if (!(layout & FIELD_BIT(f)))
+			continue;
+		att = find_field_column(tupdesc, (PurchaseField) f);
+		if (att == NULL || value_kind_for(ext, (PurchaseField) f, att->atttypid) == VALUE_UNUSABLE)
+		{
+			ok = false;			/* the call raises the error at run time */
+			break;
+		}
+		if (var)
+		{
+			Var		   *colvar = makeVar(var->varno, att->attnum, att->atttypid,
+										 att->atttypmod, att->attcollation, 0);
+
+			colvar->location = var->location;
+			col = (Node *) colvar;
+		}
+		else
+			col = copyObject(list_nth(rowexpr->args, att->attnum - 1));
+		*columns = lappend(*columns, col);
+		if (f == FIELD_PURCHASED_AT)
+			*purchased_at = col;
+	}
+	ReleaseTupleDesc(tupdesc);
+	return ok;
+}
+
+static Oid
+extension_function(const ExtensionTypes *ext, const char *name, int nargs, const Oid *argtypes)
+{
+	List	   *qualname = list_make2(makeString(get_namespace_name(ext->nsp)),
+									  makeString(pstrdup(name)));
+
+	return LookupFuncName(qualname, nargs, argtypes, false);
+}
+
+static Expr *
+timestamptz_comparison(int strategy, Node *left, Node *right)
+{
+	Oid			opfamily = get_opclass_family(GetDefaultOpClass(TIMESTAMPTZOID, BTREE_AM_OID));
+	Oid			opno = get_opfamily_member(opfamily, TIMESTAMPTZOID, TIMESTAMPTZOID, strategy);
+	OpExpr	   *op;
+
+	if (!OidIsValid(opno))
+		elog(ERROR, "no timestamptz comparison for strategy %d", strategy);
+	op = (OpExpr *) make_opclause(opno, BOOLOID, false, (Expr *) copyObject(left),
+								  (Expr *) copyObject(right), InvalidOid, InvalidOid);
+	op->opfuncid = get_opcode(opno);
+	return (Expr *) op;
+}
+
+/* The range on purchased_at that the window of this kind implies. */
+static List *
+window_range(const ExtensionTypes *ext, PlannerInfo *root, Node *purchased_at, Node *as_of,
+			 RefundKind kind)
+{
+	Oid			argtypes[2] = {TIMESTAMPTZOID, ext->refund_kind};
+	Const	   *kindconst = makeConst(ext->refund_kind, -1, InvalidOid, sizeof(Oid),
+									  ObjectIdGetDatum(ext->kind_label[kind]), false, true);
+	Node	   *start;
+
+	start = (Node *) makeFuncExpr(extension_function(ext, "refund_window_start", 2, argtypes),
+								  TIMESTAMPTZOID,
+								  list_make2(copyObject(as_of), kindconst),
+								  InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	start = eval_const_expressions(root, start);	/* folds a constant as_of */
+	return list_make2(timestamptz_comparison(BTLessEqualStrategyNumber, purchased_at, as_of),
+					  timestamptz_comparison(BTGreaterEqualStrategyNumber, purchased_at, start));
+}
+
+static Node *
+simplify_call(SupportRequestSimplify *req)
+{
+	FuncExpr   *fexpr = req->fcall;
+	const char *name = get_func_name(fexpr->funcid);
+	const Rewrite *rw = NULL;
+	ExtensionTypes ext;
+	List	   *args = NIL;
+	Node	   *purchased_at = NULL;
+	Node	   *as_of;
+	Oid			argtypes[FUNC_MAX_ARGS];
+	int			nargs;
+	int			i;
+	FuncExpr   *call;
+
+	for (i = 0; i < (int) lengthof(rewrites); i++)
+		if (name && strcmp(name, rewrites[i].row_form) == 0)
+			rw = &rewrites[i];
+	if (rw == NULL || list_length(fexpr->args) != (rw->takes_kind ? 3 : 2))
+		return NULL;
+	if (contain_volatile_functions((Node *) fexpr->args))
+		return NULL;
+
+	lookup_extension_types(&ext, get_func_namespace(fexpr->funcid));
+	if (!row_columns(req->root, linitial(fexpr->args), rw->layout, &ext, &args, &purchased_at))
+		return NULL;
+
+	as_of = lsecond(fexpr->args);
+	args = lappend(args, copyObject(as_of));
+	if (rw->takes_kind)
+		args = lappend(args, copyObject(lthird(fexpr->args)));
+
+	nargs = list_length(args);
+	for (i = 0; i < nargs; i++)
+		argtypes[i] = ANYOID;
+	argtypes[pg_popcount32(rw->layout)] = TIMESTAMPTZOID;
+	if (rw->takes_kind)
+		argtypes[nargs - 1] = ext.refund_kind;
+
+	call = makeFuncExpr(extension_function(&ext, rw->column_form, nargs, argtypes),
+						fexpr->funcresulttype, args, InvalidOid, fexpr->inputcollid,
+						COERCE_EXPLICIT_CALL);
+	call->location = fexpr->location;
+
+	/* The range only where an index could use it: a timestamptz column. */
+	if (rw->window_kind >= 0 && purchased_at && IsA(purchased_at, Var) &&
+		((Var *) purchased_at)->vartype == TIMESTAMPTZOID)
+		return (Node *) make_andclause(lappend(window_range(&ext, req->root, purchased_at,
+															as_of, (RefundKind) rw->window_kind),
+											   call));
+	return (Node *) call;
+}
+
+/*
+ * Selectivity of the column forms, beside the range the rewrite adds: the
+ * share of rows whose flags allow the refund, from the columns' statistics.
+ */
+static bool
+estimate_selectivity(SupportRequestSelectivity *req)
+{
+	const char *name = get_func_name(req->funcid);
+	List	   *conditions = NIL;
+	Selectivity s = 1.0;
+	ListCell   *lc;
+
+	if (req->is_join || name == NULL)
+		return false;
+	if (strcmp(name, "_refund_eligible") == 0 && list_length(req->args) == 6)
+		conditions = list_make2(make_notclause(list_nth(req->args, 2)),
+								make_notclause(list_nth(req->args, 3)));
+	else if (strcmp(name, "_tax_refund_eligible") == 0 && list_length(req->args) == 3)
+		conditions = list_make1(list_nth(req->args, 1));
+	else
+		return false;
+
+	foreach(lc, conditions)
+		s *= clause_selectivity(req->root, (Node *) lfirst(lc), req->varRelid,
+								req->jointype, req->sjinfo);
+	CLAMP_PROBABILITY(s);
+	req->selectivity = s;
+	return true;
+}
+
+/*
+ * refund_rules_support(internal) returns internal: the planner support
+ * function of the query functions (simplification and selectivity).
+ */
+PG_FUNCTION_INFO_V1(refund_rules_support);
+Datum
+refund_rules_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	Node	   *ret = NULL;
+
+	if (IsA(rawreq, SupportRequestSimplify))
+		ret = simplify_call((SupportRequestSimplify *) rawreq);
+	else if (IsA(rawreq, SupportRequestSelectivity))
+	{
+		if (estimate_selectivity((SupportRequestSelectivity *) rawreq))
+			ret = rawreq;
+	}
+	PG_RETURN_POINTER(ret);
+}
