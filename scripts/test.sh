@@ -141,9 +141,12 @@ installcheck_checks() {
 		fi
 		return 1
 	fi
-	if [ "$counting" = count ] && [ "$ntests" -eq 0 ] && [ $((nsql + nspec)) -gt 0 ]; then
-		fail "$label: make installcheck ran no test"
-		return 1
+	if [ "$counting" = count ] && [ "$ntests" -eq 0 ]; then
+		if [ $((nsql + nspec)) -gt 0 ]; then
+			fail "$label: make installcheck ran no test"
+			return 1
+		fi
+		pass "$label: CREATE EXTENSION (no tests in sql/ or specs/ yet)"
 	fi
 	return 0
 }
@@ -177,12 +180,14 @@ run_cppcheck() {
 	local inc out rc
 	inc=$("$RR_PG_CONFIG" --includedir-server)
 	# One configuration (what gcc on Linux x86-64 sees); findings inside the
-	# PostgreSQL headers are not ours.
+	# PostgreSQL headers are not ours. unknownEvaluationOrder is off: every
+	# list_make2(f(), g()) expands to a call whose arguments are compound
+	# literals, and cppcheck reports each one although the order is irrelevant.
 	out=$(cppcheck --error-exitcode=1 --quiet --inline-suppr \
 		--enable=warning,performance,portability --std=c99 \
 		-I"$inc" -D__GNUC__=12 -D__x86_64__ -D__linux__ \
 		--suppress=missingIncludeSystem --suppress=toomanyconfigs \
-		--suppress='*:/usr/include/*' \
+		--suppress='*:/usr/include/*' --suppress=unknownEvaluationOrder \
 		refund_rules.c 2>&1)
 	rc=$?
 	if [ -n "$out" ]; then printf '%s\n' "$out" | indent; fi
@@ -206,11 +211,13 @@ fi
 
 # ---------------------------------------------------------------------------
 step "e. shell tests (test/*.sh)"
+nshell=0
 for t in test/*.sh; do
 	[ -e "$t" ] || continue
 	case $t in
 	test/package.sh) continue ;; # step b
 	esac
+	nshell=$((nshell + 1))
 	echo "  --- $t"
 	if [ "$cluster_up" -eq 1 ]; then
 		timeout 900 bash "$t" </dev/null 2>&1 | indent
@@ -221,6 +228,7 @@ for t in test/*.sh; do
 	fi
 	if [ "$rc" -eq 0 ]; then pass "$t"; else fail "$t (exit status $rc)"; fi
 done
+[ "$nshell" -gt 0 ] || echo "  (no shell tests besides test/package.sh)"
 
 # ---------------------------------------------------------------------------
 step "f. UBSan build and installcheck"
