@@ -22,7 +22,7 @@ export PATH="$RR_PGBIN:$PATH"
 
 TEST_CLUSTER='test'
 TEST_PORT=54351
-WARN_CFLAGS='-Wall -Wextra -Werror -Wno-unused-parameter'
+WARN_CFLAGS='-Wall -Wextra -Werror'
 UBSAN_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $WARN_CFLAGS"
 UBSAN_LDFLAGS='-fsanitize=undefined'
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
