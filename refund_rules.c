@@ -1654,10 +1654,10 @@ row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *e
 static Oid
 extension_function(const ExtensionTypes *ext, const char *name, int nargs, const Oid *argtypes)
 {
-	List	   *qualname = list_make2(makeString(get_namespace_name(ext->nsp)),
-									  makeString(pstrdup(name)));
+	String	   *schema = makeString(get_namespace_name(ext->nsp));
+	String	   *fname = makeString(pstrdup(name));
 
-	return LookupFuncName(qualname, nargs, argtypes, false);
+	return LookupFuncName(lappend(lappend(NIL, schema), fname), nargs, argtypes, false);
 }
 
 static Expr *
@@ -1683,15 +1683,18 @@ window_range(const ExtensionTypes *ext, PlannerInfo *root, Node *purchased_at, N
 	Oid			argtypes[2] = {TIMESTAMPTZOID, ext->refund_kind};
 	Const	   *kindconst = makeConst(ext->refund_kind, -1, InvalidOid, sizeof(Oid),
 									  ObjectIdGetDatum(ext->kind_label[kind]), false, true);
+	Node	   *as_of_copy = copyObject(as_of);
 	Node	   *start;
+	Expr	   *upper;
+	Expr	   *lower;
 
 	start = (Node *) makeFuncExpr(extension_function(ext, "refund_window_start", 2, argtypes),
-								  TIMESTAMPTZOID,
-								  list_make2(copyObject(as_of), kindconst),
+								  TIMESTAMPTZOID, lappend(lappend(NIL, as_of_copy), kindconst),
 								  InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
 	start = eval_const_expressions(root, start);	/* folds a constant as_of */
-	return list_make2(timestamptz_comparison(BTLessEqualStrategyNumber, purchased_at, as_of),
-					  timestamptz_comparison(BTGreaterEqualStrategyNumber, purchased_at, start));
+	upper = timestamptz_comparison(BTLessEqualStrategyNumber, purchased_at, as_of);
+	lower = timestamptz_comparison(BTGreaterEqualStrategyNumber, purchased_at, start);
+	return lappend(lappend(NIL, upper), lower);
 }
 
 static Node *
@@ -1762,10 +1765,13 @@ estimate_selectivity(SupportRequestSelectivity *req)
 	if (req->is_join || name == NULL)
 		return false;
 	if (strcmp(name, "_refund_eligible") == 0 && list_length(req->args) == 6)
-		conditions = list_make2(make_notclause(list_nth(req->args, 2)),
-								make_notclause(list_nth(req->args, 3)));
+	{
+		/* neither benefits_activated nor product_keys_viewed */
+		conditions = lappend(conditions, make_notclause(list_nth(req->args, 2)));
+		conditions = lappend(conditions, make_notclause(list_nth(req->args, 3)));
+	}
 	else if (strcmp(name, "_tax_refund_eligible") == 0 && list_length(req->args) == 3)
-		conditions = list_make1(list_nth(req->args, 1));
+		conditions = lappend(conditions, list_nth(req->args, 1));	/* tax_exempt */
 	else
 		return false;
 
