@@ -5,6 +5,10 @@
 -- depends on search_path (a database owner may run it: the extension is
 -- trusted).
 
+-- Report writers of any role call the functions (EXECUTE is PUBLIC by
+-- default); they need to reach the schema too.
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+
 ------------------------------------------------------------------------
 -- Types
 ------------------------------------------------------------------------
