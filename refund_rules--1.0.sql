@@ -80,6 +80,21 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE COST 5;
 COMMENT ON FUNCTION @extschema@._refund_ineligibility_reasons("any", "any", "any", "any", "any", "any", pg_catalog.timestamptz, @extschema@.refund_kind) IS
   'refund_ineligibility_reasons on separate columns (what the planner rewrites refund_ineligibility_reasons(p) into)';
 
+CREATE FUNCTION @extschema@._refund_status(
+    offer "any", purchased_at "any", benefits_activated "any",
+    product_keys_viewed "any", upgraded_with_gold_discount "any",
+    tax_exempt "any", as_of pg_catalog.timestamptz,
+    OUT refund_eligible pg_catalog.bool,
+    OUT refund_reasons pg_catalog.text[],
+    OUT refund_deadline pg_catalog.timestamptz,
+    OUT tax_refund_eligible pg_catalog.bool,
+    OUT tax_refund_reasons pg_catalog.text[],
+    OUT tax_refund_deadline pg_catalog.timestamptz)
+AS 'MODULE_PATHNAME', '_refund_status'
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION @extschema@._refund_status("any", "any", "any", "any", "any", "any", pg_catalog.timestamptz) IS
+  'refund_status on separate columns (what the planner rewrites refund_status(p) into)';
+
 ------------------------------------------------------------------------
 -- Query functions
 ------------------------------------------------------------------------
@@ -139,7 +154,8 @@ CREATE FUNCTION @extschema@.refund_status(
     OUT tax_refund_reasons pg_catalog.text[],
     OUT tax_refund_deadline pg_catalog.timestamptz)
 AS 'MODULE_PATHNAME', 'refund_status'
-LANGUAGE C IMMUTABLE PARALLEL SAFE COST 20;
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 20
+SUPPORT @extschema@.refund_rules_support;
 COMMENT ON FUNCTION @extschema@.refund_status(pg_catalog.record, pg_catalog.timestamptz) IS
   'Both refunds of a purchase at as_of in one row: eligibility, reasons and deadline of the purchase refund and of the tax refund';
 

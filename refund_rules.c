@@ -984,19 +984,15 @@ refund_window_start(PG_FUNCTION_ARGS)
 										  kind_from_enum(&cache->ext, PG_GETARG_OID(1))));
 }
 
-/*
- * refund_status(purchase record, as_of timestamptz) returns one row:
- * (refund_eligible, refund_reasons, refund_deadline, tax_refund_eligible,
- * tax_refund_reasons, tax_refund_deadline).
- */
-PG_FUNCTION_INFO_V1(refund_status);
-Datum
-refund_status(PG_FUNCTION_ARGS)
+/* refund_status, in either form. */
+static Datum
+status_common(FunctionCallInfo fcinfo, uint32 layout)
 {
 	CallCache  *cache = get_call_cache(fcinfo);
 	Datum		values[6];
 	bool		nulls[6];
 	Purchase	p;
+	int			as_of_arg;
 	int			k;
 
 	if (cache->result_desc == NULL)
@@ -1011,15 +1007,15 @@ refund_status(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 
-	read_purchase(fcinfo, cache, 0, FIELDS_ALL, &p);
+	as_of_arg = read_purchase(fcinfo, cache, layout, FIELDS_ALL, &p);
 	for (k = 0; k < NUM_KINDS; k++)
 	{
 		int			col = 3 * k;
 
 		nulls[col] = nulls[col + 1] = nulls[col + 2] = true;
-		if (!PG_ARGISNULL(1))
+		if (!PG_ARGISNULL(as_of_arg))
 		{
-			uint32		reasons = refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(1), true,
+			uint32		reasons = refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(as_of_arg), true,
 												 (RefundKind) k);
 
 			values[col] = verdict(reasons, &nulls[col]);
@@ -1035,6 +1031,29 @@ refund_status(PG_FUNCTION_ARGS)
 		}
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(cache->result_desc, values, nulls)));
+}
+
+/*
+ * refund_status(purchase record, as_of timestamptz) returns one row:
+ * (refund_eligible, refund_reasons, refund_deadline, tax_refund_eligible,
+ * tax_refund_reasons, tax_refund_deadline).
+ */
+PG_FUNCTION_INFO_V1(refund_status);
+Datum
+refund_status(PG_FUNCTION_ARGS)
+{
+	return status_common(fcinfo, 0);
+}
+
+/*
+ * _refund_status(the six columns, as_of) returns the row of refund_status:
+ * refund_status on separate columns.
+ */
+PG_FUNCTION_INFO_V1(_refund_status);
+Datum
+_refund_status(PG_FUNCTION_ARGS)
+{
+	return status_common(fcinfo, FIELDS_ALL);
 }
 
 
@@ -1576,6 +1595,7 @@ static const Rewrite rewrites[] = {
 	{"refund_eligible", "_refund_eligible", FIELDS_REFUND, false, KIND_PURCHASE},
 	{"tax_refund_eligible", "_tax_refund_eligible", FIELDS_TAX, false, KIND_TAX},
 	{"refund_ineligibility_reasons", "_refund_ineligibility_reasons", FIELDS_ALL, true, -1},
+	{"refund_status", "_refund_status", FIELDS_ALL, false, -1},
 };
 
 /*
