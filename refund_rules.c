@@ -550,7 +550,7 @@ reader_init_row(PurchaseReader *r, const ExtensionTypes *ext, TupleDesc tupdesc,
 	r->rowtype = rowtype;
 	r->rowtypmod = rowtypmod;
 	r->rowname = pstrdup(rowname);
-	r->tupdesc = CreateTupleDescCopy(tupdesc);
+	r->tupdesc = CreateTupleDescCopyConstr(tupdesc);	/* keeps missing-value defaults */
 	for (f = 0; f < NUM_FIELDS; f++)
 	{
 		Form_pg_attribute att = find_field_column(tupdesc, (PurchaseField) f);
