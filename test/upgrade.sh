@@ -197,7 +197,7 @@ else
 	bad "server default_version '$default_version' but refund_rules.control says '$repo_default'"
 fi
 versions=$(q "SELECT version FROM pg_available_extension_versions WHERE name = 'refund_rules' ORDER BY version")
-echo "  installable versions: $(echo $versions)"
+echo "  installable versions: $(printf '%s' "$versions" | tr '\n' ' ')"
 # Every update script in the repository is an edge the server knows.
 for f in refund_rules--*--*.sql; do
 	[ -e "$f" ] || continue
@@ -217,7 +217,7 @@ sources=$(q "SELECT source FROM pg_extension_update_paths('refund_rules')
              WHERE target = '$default_version' AND path IS NOT NULL ORDER BY source")
 for v in $versions; do
 	[ "$v" = "$default_version" ] && continue
-	if printf '%s\n' $sources | grep -qxF -- "$v"; then
+	if printf '%s\n' "$sources" | grep -qxF -- "$v"; then
 		ok "version $v has an update path to $default_version"
 	else
 		bad "version $v has no update path to $default_version"
@@ -238,7 +238,7 @@ nfunc=$(grep -c '^function ' "$WORK/fresh.txt")
 ntype=$(grep -c '^type ' "$WORK/fresh.txt")
 nmember=$(grep -c '^member ' "$WORK/fresh.txt")
 echo "  fresh $default_version: $nmember members ($nfunc functions, $ntype types), $(wc -l <"$WORK/fresh.txt") catalog lines"
-[ "$nfunc" -gt 0 ] && [ "$ntype" -gt 0 ] || bad "the catalog query found no functions or types"
+if [ "$nfunc" -eq 0 ] || [ "$ntype" -eq 0 ]; then bad "the catalog query found no functions or types"; fi
 
 # --- the comparison can fail: each change, rolled back, shows in the catalog ----
 mutations=(
