@@ -1,0 +1,258 @@
+--
+-- 23_trigger_misuse: enforce_refund_policy() used the wrong way
+--
+-- CREATE TRIGGER cannot check a C trigger's arguments, so every misuse is
+-- reported at the first row the trigger sees: 39P01 for the trigger itself
+-- (not a row-level BEFORE INSERT OR UPDATE trigger, wrong number of
+-- arguments, a purchases table that does not exist), 42703 for a missing
+-- column, 42804 for a column of the wrong type, 22023 for a bad value.
+--
+SET TimeZone = 'UTC';
+SET DateStyle = 'ISO, YMD';
+SET client_min_messages = warning;
+CREATE SCHEMA enf_misuse;
+RESET client_min_messages;
+SET search_path = enf_misuse, public;
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE TABLE purchases (
+    id                          integer PRIMARY KEY,
+    offer                       text,
+    purchased_at                timestamptz,
+    benefits_activated          boolean,
+    product_keys_viewed         boolean,
+    upgraded_with_gold_discount boolean,
+    tax_exempt                  boolean
+);
+INSERT INTO purchases VALUES (1, 'gold', '2026-11-20 09:00+00', false, false, false, true);
+CREATE TABLE refund_requests (
+    id                serial PRIMARY KEY,
+    purchase_id       integer,
+    requested_at      timestamptz,
+    requested_by_role text
+);
+
+-- Called directly, not as a trigger.
+SELECT refund_rules.enforce_refund_policy();
+\echo SQLSTATE :SQLSTATE
+
+-- Statement-level triggers.
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH STATEMENT EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+CREATE TRIGGER misuse BEFORE TRUNCATE ON refund_requests
+  FOR EACH STATEMENT EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+TRUNCATE refund_requests;
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+
+-- AFTER triggers: too late to stop the row.
+CREATE TRIGGER misuse AFTER INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+
+-- A DELETE event: the INSERT is checked, the DELETE is refused as misuse.
+CREATE TRIGGER misuse BEFORE INSERT OR DELETE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+DELETE FROM refund_requests;
+\echo SQLSTATE :SQLSTATE
+SELECT count(*) AS rows_kept FROM refund_requests;
+DROP TRIGGER misuse ON refund_requests;
+
+-- An INSTEAD OF trigger on a view is not a BEFORE trigger either.
+CREATE VIEW refund_requests_v AS SELECT * FROM refund_requests;
+CREATE TRIGGER misuse INSTEAD OF INSERT ON refund_requests_v
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO refund_requests_v (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP VIEW refund_requests_v;
+
+-- 0, 1 and 4 arguments.
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy();
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'id', 'extra');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+
+-- A purchases table that does not exist: not in the trigger's table's
+-- schema, in a schema that does not exist, a three-part name.
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('orders', 'purchase_id');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('no_such_schema.purchases', 'purchase_id');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('db.enf_misuse.purchases', 'purchase_id');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+-- Unquoted names fold to lower case, as in SQL: 'PURCHASES' is purchases.
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('PURCHASES', 'purchase_id');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+DROP TRIGGER misuse ON refund_requests;
+
+-- A key column the purchases table does not have; a referencing column
+-- the request table does not have.
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'purchase_no');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
+
+-- Request tables without requested_at or requested_by_role.
+CREATE TABLE no_requested_at (purchase_id integer, requested_by_role text);
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON no_requested_at
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO no_requested_at VALUES (1, 'account_admin');
+\echo SQLSTATE :SQLSTATE
+CREATE TABLE no_role (purchase_id integer, requested_at timestamptz);
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON no_role
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO no_role VALUES (1, '2026-11-25 12:00+00');
+\echo SQLSTATE :SQLSTATE
+-- A dropped column is no column.
+CREATE TABLE dropped_role (purchase_id integer, requested_at timestamptz, requested_by_role text);
+ALTER TABLE dropped_role DROP COLUMN requested_by_role;
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON dropped_role
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO dropped_role VALUES (1, '2026-11-25 12:00+00');
+\echo SQLSTATE :SQLSTATE
+
+-- Request columns of the wrong type.
+CREATE TABLE wrong_types (
+    purchase_id       integer,
+    requested_at      text,
+    kind              integer,
+    requested_by_role integer
+);
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON wrong_types
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO wrong_types VALUES (1, '2026-11-25 12:00+00', 0, 1);
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE wrong_types ALTER requested_at TYPE date USING requested_at::date;
+INSERT INTO wrong_types VALUES (1, '2026-11-25', 0, 1);
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE wrong_types ALTER requested_at TYPE timestamptz;
+INSERT INTO wrong_types VALUES (1, '2026-11-25 12:00+00', 0, 1);
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE wrong_types ALTER kind TYPE text;
+INSERT INTO wrong_types VALUES (1, '2026-11-25 12:00+00', 'purchase', 1);
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE wrong_types ALTER requested_by_role TYPE boolean USING true;
+INSERT INTO wrong_types VALUES (1, '2026-11-25 12:00+00', 'purchase', true);
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE wrong_types ALTER requested_by_role TYPE text;
+INSERT INTO wrong_types VALUES (1, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+-- A kind that is an enum, but not of refund kinds: its labels are bad data.
+ALTER TABLE wrong_types ALTER kind TYPE refund_rules.mpn_offer USING NULL;
+INSERT INTO wrong_types VALUES (1, '2026-11-25 12:00+00', 'gold', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+SELECT count(*) AS accepted FROM wrong_types;
+
+-- Purchases tables the rules cannot read: a column missing, of the wrong
+-- type, an offer that is not a label.
+CREATE TABLE bad_purchases (
+    id                          integer PRIMARY KEY,
+    offer                       integer,
+    purchased_at                date,
+    benefits_activated          integer,
+    upgraded_with_gold_discount boolean,
+    tax_exempt                  text
+);
+INSERT INTO bad_purchases VALUES (1, 1, '2026-11-20', 0, false, 'yes');
+CREATE TABLE bad_requests (
+    purchase_id       integer,
+    requested_at      timestamptz,
+    kind              refund_rules.refund_kind,
+    requested_by_role text
+);
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON bad_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('bad_purchases', 'purchase_id');
+INSERT INTO bad_requests VALUES (1, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE bad_purchases ALTER offer TYPE text USING 'platinum';
+INSERT INTO bad_requests VALUES (1, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE bad_purchases ALTER purchased_at TYPE timestamptz;
+INSERT INTO bad_requests VALUES (1, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE bad_purchases ALTER benefits_activated TYPE boolean USING false;
+INSERT INTO bad_requests VALUES (1, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE bad_purchases ADD COLUMN product_keys_viewed boolean DEFAULT false;
+INSERT INTO bad_requests VALUES (1, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+-- A tax refund reads only purchased_at and tax_exempt.
+INSERT INTO bad_requests VALUES (1, '2026-11-25 12:00+00', 'tax', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE bad_purchases ALTER tax_exempt TYPE boolean USING tax_exempt = 'yes';
+INSERT INTO bad_requests VALUES (1, '2026-11-25 12:00+00', 'tax', 'account_admin');
+UPDATE bad_purchases SET offer = 'silver';
+INSERT INTO bad_requests VALUES (1, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+SELECT * FROM bad_requests ORDER BY kind;
+
+-- The same misuse fails the same way on every row, not only the first.
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'purchase_no');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+-- Fixed in place (a column added): the trigger works in the same session.
+ALTER TABLE purchases ADD COLUMN purchase_no integer;
+UPDATE purchases SET purchase_no = id + 100;
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (101, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+SELECT purchase_id, requested_at, requested_by_role FROM refund_requests ORDER BY id;
+
+RESET search_path;
+RESET TimeZone;
+RESET DateStyle;
+SET client_min_messages = warning;
+DROP SCHEMA enf_misuse CASCADE;
+RESET client_min_messages;
