@@ -122,20 +122,39 @@ SELECT left(format('%L', v), 24) AS offer, length(v) AS length, e.*
                     repeat('x', 64), repeat('x', 65), repeat('ab', 200), repeat('é', 40),
                     'silver'::text]) v
  CROSS JOIN LATERAL offer_error(v) e;
--- A bad offer is an error on either path, whatever else the row holds:
--- also outside the window, with a NULL flag, for the reasons and the status.
+-- A bad offer inside the window (ids 1 and 4) is an error on every path:
+-- table row (rewritten, in the select list and in WHERE), subquery row,
+-- reasons, status.
 INSERT INTO bad_offer VALUES
  (2, 'platinum', '2020-01-01', false, false, false, true),
  (3, 'platinum', NULL, NULL, NULL, NULL, NULL),
  (4, repeat('Z', 1000), '2026-11-20', true, true, true, true);
 SELECT id, f, (try(format(q, id))).*
-  FROM generate_series(1, 4) id,
+  FROM unnest(ARRAY[1, 4]) id,
        (VALUES ('table row', 'SELECT refund_rules.refund_eligible(t, ''2026-11-25 12:00+00'') FROM t14.bad_offer t WHERE id = %s'),
                ('table row in WHERE', 'SELECT count(*) FROM t14.bad_offer t WHERE id = %s AND refund_rules.refund_eligible(t, ''2026-11-25 12:00+00'')'),
                ('subquery row', 'SELECT refund_rules.refund_eligible(s, ''2026-11-25 12:00+00'') FROM (SELECT * FROM t14.bad_offer WHERE id = %s OFFSET 0) s'),
                ('reasons', 'SELECT refund_rules.refund_ineligibility_reasons(t, ''2026-11-25 12:00+00'') FROM t14.bad_offer t WHERE id = %s'),
                ('status', 'SELECT * FROM t14.bad_offer t CROSS JOIN LATERAL refund_rules.refund_status(t, ''2026-11-25 12:00+00'') WHERE id = %s')) v(f, q)
  ORDER BY id, f;
+-- Outside the window (id 2), the rewritten table-row call may answer false
+-- without reading the offer (documented: PostgreSQL promises no order of
+-- evaluation, and an index scan never visits the row); the unrewritten
+-- path (a RECORD), the reasons and the status still raise.
+SELECT refund_rules.refund_eligible(t, '2026-11-25 12:00+00') AS rewritten FROM bad_offer t WHERE id = 2;
+SELECT count(*) AS rewritten_in_where FROM bad_offer t WHERE id = 2 AND refund_rules.refund_eligible(t, '2026-11-25 12:00+00');
+SELECT refund_rules.refund_eligible(s, '2026-11-25 12:00+00') FROM (SELECT * FROM bad_offer WHERE id = 2 OFFSET 0) s;
+\echo :LAST_ERROR_SQLSTATE
+SELECT f, (try(q)).*
+  FROM (VALUES ('subquery row', 'SELECT refund_rules.refund_eligible(s, ''2026-11-25 12:00+00'') FROM (SELECT * FROM t14.bad_offer WHERE id = 2 OFFSET 0) s'),
+               ('reasons', 'SELECT refund_rules.refund_ineligibility_reasons(t, ''2026-11-25 12:00+00'') FROM t14.bad_offer t WHERE id = 2'),
+               ('status', 'SELECT * FROM t14.bad_offer t CROSS JOIN LATERAL refund_rules.refund_status(t, ''2026-11-25 12:00+00'') WHERE id = 2')) v(f, q);
+-- With every other field NULL (id 3) the offer is still read and refused.
+SELECT f, (try(q)).*
+  FROM (VALUES ('table row', 'SELECT refund_rules.refund_eligible(t, ''2026-11-25 12:00+00'') FROM t14.bad_offer t WHERE id = 3'),
+               ('subquery row', 'SELECT refund_rules.refund_eligible(s, ''2026-11-25 12:00+00'') FROM (SELECT * FROM t14.bad_offer WHERE id = 3 OFFSET 0) s'),
+               ('reasons', 'SELECT refund_rules.refund_ineligibility_reasons(t, ''2026-11-25 12:00+00'') FROM t14.bad_offer t WHERE id = 3'),
+               ('status', 'SELECT * FROM t14.bad_offer t CROSS JOIN LATERAL refund_rules.refund_status(t, ''2026-11-25 12:00+00'') WHERE id = 3')) v(f, q);
 -- The tax refund does not read the offer.
 SELECT id, refund_rules.tax_refund_eligible(t, '2026-11-25 12:00+00') AS tax FROM bad_offer t ORDER BY id;
 
