@@ -30,6 +30,7 @@ export PGDATABASE=$DB
 PSQL=(psql -X -v ON_ERROR_STOP=1 -q -At)
 OUT=$(mktemp)
 
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
 	rm -f "$OUT"
 	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
