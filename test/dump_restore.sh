@@ -31,6 +31,7 @@ SRC=rr_dump_src_$$
 DST=rr_dump_dst_$$
 own_started=0
 
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
 	if [ -n "${PGPORT:-}" ]; then
 		"$BIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS $SRC" >/dev/null 2>&1
