@@ -468,6 +468,9 @@ INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2026-12-20 09:00:00.00
 \echo SQLSTATE :SQLSTATE
 INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-2', '2026-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
+-- Keys are compared as they are (text: case matters).
+INSERT INTO "Enf Sales"."Refund Requests" VALUES ('a-1', '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
 -- The same table named with its schema.
 CREATE TRIGGER refund_policy_qualified
   BEFORE INSERT OR UPDATE ON "Enf Sales"."Refund Requests"

@@ -117,6 +117,13 @@ INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
 VALUES (1, '2026-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 DROP TRIGGER misuse ON refund_requests;
+-- Not a name at all.
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('"purchases', 'purchase_id');
+INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
+VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER misuse ON refund_requests;
 -- Unquoted names fold to lower case, as in SQL: 'PURCHASES' is purchases.
 CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON refund_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('PURCHASES', 'purchase_id');
@@ -138,6 +145,19 @@ INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
 VALUES (1, '2026-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 DROP TRIGGER misuse ON refund_requests;
+
+-- A referencing column that cannot be compared with the key (like a
+-- foreign key between incompatible types): 42804.  A bigint referencing an
+-- integer key is fine.
+CREATE TABLE text_ref_requests (purchase_id text, requested_at timestamptz, requested_by_role text);
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON text_ref_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO text_ref_requests VALUES ('1', '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+CREATE TABLE bigint_ref_requests (purchase_id bigint, requested_at timestamptz, requested_by_role text);
+CREATE TRIGGER misuse BEFORE INSERT OR UPDATE ON bigint_ref_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+INSERT INTO bigint_ref_requests VALUES (1, '2026-11-25 12:00+00', 'account_admin');
 
 -- Request tables without requested_at or requested_by_role.
 CREATE TABLE no_requested_at (purchase_id integer, requested_by_role text);
