@@ -36,6 +36,7 @@
 #include "nodes/supportnodes.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_func.h"
+#include "parser/parse_oper.h"
 #include "parser/parsetree.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -45,7 +46,6 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/selfuncs.h"
 #include "utils/syscache.h"
@@ -727,7 +727,7 @@ ensure_row_reader(FunctionCallInfo fcinfo, CallCache *cache, Oid rowtype, int32 
 
 	if (r->valid && r->tupdesc && r->rowtype == rowtype && r->rowtypmod == rowtypmod)
 		return;
-	tupdesc = lookup_rowtype_tupdesc(rowtype, rowtypmod);
+	tupdesc = lookup_rowtype_tupdesc_domain(rowtype, rowtypmod, false);
 	reader_init_row(r, &cache->ext, tupdesc, rowtype, rowtypmod,
 					format_type_be(rowtype), fcinfo->flinfo->fn_mcxt);
 	ReleaseTupleDesc(tupdesc);
@@ -1176,6 +1176,8 @@ struct TriggerState
 	AttrNumber	attnum[NUM_REQUEST_COLUMNS];	/* 0: absent (kind only) */
 	Oid			atttype[NUM_REQUEST_COLUMNS];
 	Oid			purchases_owner;
+	char	   *purchases_name;	/* schema.table, for messages */
+	char	   *key_column;
 	char	   *query;
 	PlanEntry  *entry;
 };
@@ -1268,6 +1270,9 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 	const char *relname;
 	Oid			purchases;
 	const char *keycol;
+	AttrNumber	keyattnum;
+	Oid			keytype;
+	Operator	eqop;
 	HeapTuple	tup;
 	bool		found;
 
@@ -1275,8 +1280,9 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 		return ts;
 
 	if (tg->tgnargs < 2 || tg->tgnargs > 3)
-		trigger_misuse(psprintf("trigger \"%s\" passes %d arguments to enforce_refund_policy()",
-								tg->tgname, tg->tgnargs),
+		trigger_misuse(psprintf("trigger \"%s\" passes %d %s to enforce_refund_policy()",
+								tg->tgname, tg->tgnargs,
+								tg->tgnargs == 1 ? "argument" : "arguments"),
 					   "Pass the purchases table, the column of the refund requests that references it, and optionally the key column of the purchases table (default id).");
 
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
@@ -1285,27 +1291,30 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 	ts->relid = RelationGetRelid(rel);
 
 	/* The purchases table: unqualified means the trigger's table's schema. */
-	names = stringToQualifiedNameList(tg->tgargs[0]);
+	if (!SplitIdentifierString(pstrdup(tg->tgargs[0]), '.', &names) ||
+		list_length(names) < 1 || list_length(names) > 2)
+		trigger_misuse(psprintf("trigger \"%s\" names the purchases table as \"%s\", which is not a table name",
+								tg->tgname, tg->tgargs[0]),
+					   "Pass the purchases table as table or schema.table, quoted like an SQL identifier.");
 	if (list_length(names) == 1)
 	{
 		nsp = RelationGetNamespace(rel);
-		relname = strVal(linitial(names));
-	}
-	else if (list_length(names) == 2)
-	{
-		nsp = get_namespace_oid(strVal(linitial(names)), true);
-		relname = strVal(lsecond(names));
+		relname = (const char *) linitial(names);
 	}
 	else
 	{
-		nsp = InvalidOid;
-		relname = tg->tgargs[0];
+		nsp = get_namespace_oid((const char *) linitial(names), true);
+		relname = (const char *) lsecond(names);
 	}
 	purchases = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
 	if (!OidIsValid(purchases))
-		trigger_misuse(psprintf("purchases table \"%s\" of trigger \"%s\" does not exist",
-								tg->tgargs[0], tg->tgname),
+		trigger_misuse(psprintf("purchases table \"%s%s%s\" of trigger \"%s\" does not exist",
+								list_length(names) == 2 ? (const char *) linitial(names) : "",
+								list_length(names) == 2 ? "." : "", relname, tg->tgname),
 					   "An unqualified name is looked up in the schema of the table the trigger is on.");
+	ts->purchases_name = psprintf("%s.%s", get_namespace_name(get_rel_namespace(purchases)),
+								  get_rel_name(purchases));
+	ts->key_column = pstrdup((tg->tgnargs == 3) ? tg->tgargs[2] : "id");
 
 	/* Like a foreign key: the request table's owner must be able to read it. */
 	if (pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK)
@@ -1315,23 +1324,36 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 				 errdetail("The owner of refund request table \"%s\" needs SELECT on the purchases table.",
 						   RelationGetRelationName(rel))));
 
-	keycol = (tg->tgnargs == 3) ? tg->tgargs[2] : "id";
-	if (get_attnum(purchases, keycol) == InvalidAttrNumber)
+	keycol = ts->key_column;
+	keyattnum = get_attnum(purchases, keycol);
+	if (keyattnum == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("purchases table \"%s\" has no column \"%s\"", get_rel_name(purchases), keycol),
+				 errmsg("purchases table \"%s\" has no column \"%s\"", ts->purchases_name, keycol),
 				 errhint("The third argument of enforce_refund_policy() names the key column (default id).")));
 
 	ts->attnum[REQ_REFERENCE] = request_column(rel, tg->tgargs[1], true, NULL, NULL,
 											   &ts->atttype[REQ_REFERENCE]);
+
+	/* Like a foreign key: the two columns must be comparable. */
+	keytype = get_atttype(purchases, keyattnum);
+	eqop = oper(NULL, list_make1(makeString("=")), keytype, ts->atttype[REQ_REFERENCE], true, -1);
+	if (eqop == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of refund request table \"%s\" cannot reference column \"%s\" of purchases table \"%s\"",
+						tg->tgargs[1], RelationGetRelationName(rel), keycol, ts->purchases_name),
+				 errdetail("Key columns are of incompatible types: %s and %s.",
+						   format_type_be(ts->atttype[REQ_REFERENCE]), format_type_be(keytype))));
+	ReleaseSysCache(eqop);
 	ts->attnum[REQ_REQUESTED_AT] = request_column(rel, "requested_at", true, is_timestamp_type,
-												  "timestamp with time zone",
+												  "timestamp with time zone or timestamp without time zone",
 												  &ts->atttype[REQ_REQUESTED_AT]);
 	ts->attnum[REQ_KIND] = request_column(rel, "kind", false, is_label_type,
-										  "refund_rules.refund_kind or text",
+										  "refund_rules.refund_kind (or another enum), text or character varying",
 										  &ts->atttype[REQ_KIND]);
 	ts->attnum[REQ_REQUESTED_BY_ROLE] = request_column(rel, "requested_by_role", true,
-													   is_label_type, "text or an enum",
+													   is_label_type, "text, character varying or an enum",
 													   &ts->atttype[REQ_REQUESTED_BY_ROLE]);
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(purchases));
@@ -1526,14 +1548,13 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("purchase \"%s\" does not exist", key),
-				 errdetail("Key (%s)=(%s) is not present in the purchases table \"%s\".",
-						   td->tg_trigger->tgnargs == 3 ? td->tg_trigger->tgargs[2] : "id",
-						   key, td->tg_trigger->tgargs[0]),
+				 errdetail("Key (%s)=(%s) is not present in purchases table \"%s\".",
+						   ts->key_column, key, ts->purchases_name),
 				 errtable(td->tg_relation)));
 
 	if (!cache->reader.valid)
 		reader_init_row(&cache->reader, &cache->ext, SPI_tuptable->tupdesc, RECORDOID, -1,
-						psprintf("purchases table \"%s\"", td->tg_trigger->tgargs[0]),
+						psprintf("purchases table \"%s\"", ts->purchases_name),
 						fcinfo->flinfo->fn_mcxt);
 	reader_require(&cache->reader, fields_for_kind(kind));
 	read_purchase_tuple(&cache->reader, &cache->ext, SPI_tuptable->vals[0],
@@ -1616,15 +1637,27 @@ row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *e
 
 	if (IsA(row, Var))
 	{
-		RangeTblEntry *rte;
-
 		var = (Var *) row;
-		if (root == NULL || var->varattno != 0 || var->varlevelsup != 0 ||
-			var->varno < 1 || var->varno > list_length(root->parse->rtable))
+		if (var->varattno != 0 || var->varlevelsup != 0 ||
+			!OidIsValid(get_typ_typrelid(var->vartype)))
 			return false;
-		rte = rt_fetch(var->varno, root->parse->rtable);
-		if (rte->rtekind != RTE_RELATION || get_rel_type_id(rte->relid) != var->vartype)
-			return false;
+
+		/*
+		 * In a query, only a plain relation's row.  Without a query (index
+		 * predicates and expressions, CHECK constraints, trigger WHEN), the
+		 * Var is the row of the table itself.  Either way the row type's
+		 * attribute numbers are the relation's column numbers.
+		 */
+		if (root != NULL)
+		{
+			RangeTblEntry *rte;
+
+			if (var->varno < 1 || var->varno > list_length(root->parse->rtable))
+				return false;
+			rte = rt_fetch(var->varno, root->parse->rtable);
+			if (rte->rtekind != RTE_RELATION || get_rel_type_id(rte->relid) != var->vartype)
+				return false;
+		}
 		rowtype = var->vartype;
 	}
 	else if (IsA(row, RowExpr))
@@ -1757,7 +1790,7 @@ simplify_call(SupportRequestSimplify *req)
 		argtypes[nargs - 1] = ext.refund_kind;
 
 	call = makeFuncExpr(extension_function(&ext, rw->column_form, nargs, argtypes),
-						fexpr->funcresulttype, args, InvalidOid, fexpr->inputcollid,
+						fexpr->funcresulttype, args, fexpr->funccollid, fexpr->inputcollid,
 						COERCE_EXPLICIT_CALL);
 	call->location = fexpr->location;
 
