@@ -56,7 +56,7 @@ CREATE FUNCTION @extschema@._refund_eligible(
     as_of pg_catalog.timestamptz)
 RETURNS pg_catalog.bool
 AS 'MODULE_PATHNAME', '_refund_eligible'
-LANGUAGE C IMMUTABLE PARALLEL SAFE COST 3
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 5
 SUPPORT @extschema@.refund_rules_support;
 COMMENT ON FUNCTION @extschema@._refund_eligible("any", "any", "any", "any", "any", pg_catalog.timestamptz) IS
   'refund_eligible on separate columns (what the planner rewrites refund_eligible(p) into)';
@@ -65,7 +65,7 @@ CREATE FUNCTION @extschema@._tax_refund_eligible(
     purchased_at "any", tax_exempt "any", as_of pg_catalog.timestamptz)
 RETURNS pg_catalog.bool
 AS 'MODULE_PATHNAME', '_tax_refund_eligible'
-LANGUAGE C IMMUTABLE PARALLEL SAFE COST 3
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 5
 SUPPORT @extschema@.refund_rules_support;
 COMMENT ON FUNCTION @extschema@._tax_refund_eligible("any", "any", pg_catalog.timestamptz) IS
   'tax_refund_eligible on separate columns (what the planner rewrites tax_refund_eligible(p) into)';

@@ -1593,8 +1593,8 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
  * simplification rewrites it into the column form on the needed columns
  * only, and adds the window as a plain range on purchased_at,
  *
- *		purchased_at <= as_of AND purchased_at >= refund_window_start(as_of)
- *		AND _refund_eligible(offer, purchased_at, ..., as_of)
+ *		_refund_eligible(offer, purchased_at, ..., as_of)
+ *		AND purchased_at <= as_of AND purchased_at >= refund_window_start(as_of)
  *
  * which btree and BRIN indexes on purchased_at can use.  The range is
  * implied by the call (it is false only when the call is false, NULL only
@@ -1794,12 +1794,17 @@ simplify_call(SupportRequestSimplify *req)
 						COERCE_EXPLICIT_CALL);
 	call->location = fexpr->location;
 
-	/* The range only where an index could use it: a timestamptz column. */
+	/*
+	 * The range only where an index could use it: a timestamptz column.  The
+	 * call comes first, so where the AND is evaluated as written (a select
+	 * list) every row is read and checked as without the rewrite; in WHERE,
+	 * the planner orders the conditions by cost and the range goes first.
+	 */
 	if (rw->window_kind >= 0 && purchased_at && IsA(purchased_at, Var) &&
 		((Var *) purchased_at)->vartype == TIMESTAMPTZOID)
-		return (Node *) make_andclause(lappend(window_range(&ext, req->root, purchased_at,
-															as_of, (RefundKind) rw->window_kind),
-											   call));
+		return (Node *) make_andclause(list_concat(list_make1(call),
+												   window_range(&ext, req->root, purchased_at,
+																as_of, (RefundKind) rw->window_kind)));
 	return (Node *) call;
 }
 

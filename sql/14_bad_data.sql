@@ -137,10 +137,11 @@ SELECT id, f, (try(format(q, id))).*
                ('reasons', 'SELECT refund_rules.refund_ineligibility_reasons(t, ''2026-11-25 12:00+00'') FROM t14.bad_offer t WHERE id = %s'),
                ('status', 'SELECT * FROM t14.bad_offer t CROSS JOIN LATERAL refund_rules.refund_status(t, ''2026-11-25 12:00+00'') WHERE id = %s')) v(f, q)
  ORDER BY id, f;
--- Outside the window (id 2), the rewritten table-row call may answer false
--- without reading the offer (documented: PostgreSQL promises no order of
--- evaluation, and an index scan never visits the row); the unrewritten
--- path (a RECORD), the reasons and the status still raise.
+-- Outside the window (id 2): in a select list the rewritten call reads the
+-- row first and raises like the unrewritten path (a RECORD), the reasons
+-- and the status.  In WHERE the planner tests the cheap range first, so
+-- the row is rejected unread (documented: PostgreSQL promises no order of
+-- evaluation, and an index scan never visits the row).
 SELECT refund_rules.refund_eligible(t, '2026-11-25 12:00+00') AS rewritten FROM bad_offer t WHERE id = 2;
 SELECT count(*) AS rewritten_in_where FROM bad_offer t WHERE id = 2 AND refund_rules.refund_eligible(t, '2026-11-25 12:00+00');
 SELECT refund_rules.refund_eligible(s, '2026-11-25 12:00+00') FROM (SELECT * FROM bad_offer WHERE id = 2 OFFSET 0) s;
