@@ -39,7 +39,7 @@ COMMENT ON TYPE @extschema@.purchase IS
 CREATE FUNCTION @extschema@.refund_rules_support(pg_catalog.internal)
 RETURNS pg_catalog.internal
 AS 'MODULE_PATHNAME', 'refund_rules_support'
-LANGUAGE C STRICT;
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.refund_rules_support(pg_catalog.internal) IS
   'Planner support: rewrites a whole-row call into a call on the needed columns plus a range on purchased_at';
 
@@ -176,6 +176,6 @@ COMMENT ON FUNCTION @extschema@.check_refund(pg_catalog.record, pg_catalog.times
 CREATE FUNCTION @extschema@.enforce_refund_policy()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'enforce_refund_policy'
-LANGUAGE C;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.enforce_refund_policy() IS
   'BEFORE INSERT OR UPDATE row trigger for refund requests; arguments: purchases table, referencing column, key column (default id); raises 23514 for a refund the policy forbids';

@@ -20,8 +20,12 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "catalog/pg_am.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/trigger.h"
@@ -34,9 +38,9 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/pathnodes.h"
 #include "nodes/supportnodes.h"
+#include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
-#include "parser/parse_func.h"
-#include "parser/parse_oper.h"
+#include "parser/parse_coerce.h"
 #include "parser/parsetree.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -387,6 +391,7 @@ typedef struct PurchaseReader
 	bool		valid;
 	Oid			rowtype;		/* the row type read (row form) */
 	int32		rowtypmod;
+	uint64		rowtype_id;		/* changes when the row type is altered */
 	const char *rowname;		/* for messages */
 	TupleDesc	tupdesc;		/* our copy, or NULL for the column form */
 	AttrNumber	attnum[NUM_FIELDS]; /* column (1-based) or argument (0-based) */
@@ -546,6 +551,8 @@ reader_init_row(PurchaseReader *r, const ExtensionTypes *ext, TupleDesc tupdesc,
 
 	if (r->tupdesc)
 		FreeTupleDesc(r->tupdesc);
+	if (r->rowname)
+		pfree((char *) r->rowname);
 	memset(r, 0, sizeof(PurchaseReader));
 	r->rowtype = rowtype;
 	r->rowtypmod = rowtypmod;
@@ -570,7 +577,7 @@ reader_init_args(PurchaseReader *r, const ExtensionTypes *ext, FmgrInfo *flinfo,
 	int			argno = 0;
 
 	memset(r, 0, sizeof(PurchaseReader));
-	r->rowname = "the argument list";
+	r->rowname = NULL;			/* not named in messages: see reader_require */
 	for (f = 0; f < NUM_FIELDS; f++)
 	{
 		if (!(layout & FIELD_BIT(f)))
@@ -599,7 +606,8 @@ reader_require(const PurchaseReader *r, uint32 fields)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("purchase has no column \"%s\"", field_names[f]),
 					 errdetail("The refund rules read column \"%s\" of type %s; %s has none.",
-							   field_names[f], field_expected_type(f), r->rowname)));
+							   field_names[f], field_expected_type(f),
+							   r->rowname ? r->rowname : "the argument list")));
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("column \"%s\" of the purchase is of type %s",
@@ -718,19 +726,48 @@ read_purchase_tuple(const PurchaseReader *r, const ExtensionTypes *ext, HeapTupl
 	}
 }
 
-/* Make the cached reader fit a row type (a lookup per row type, not per row). */
+/*
+ * Make the cached reader fit a row type.  The columns are looked up once per
+ * row type; the typcache's identifier of the type's current layout tells when
+ * the type was altered since (a PL/pgSQL expression outlives ALTER TABLE).
+ */
 static void
 ensure_row_reader(FunctionCallInfo fcinfo, CallCache *cache, Oid rowtype, int32 rowtypmod)
 {
 	PurchaseReader *r = &cache->reader;
+	uint64		rowtype_id = assign_record_type_identifier(rowtype, rowtypmod);
 	TupleDesc	tupdesc;
 
-	if (r->valid && r->tupdesc && r->rowtype == rowtype && r->rowtypmod == rowtypmod)
+	if (r->valid && r->tupdesc && r->rowtype == rowtype && r->rowtypmod == rowtypmod &&
+		r->rowtype_id == rowtype_id)
 		return;
-	tupdesc = lookup_rowtype_tupdesc_domain(rowtype, rowtypmod, false);
+	tupdesc = lookup_rowtype_tupdesc(rowtype, rowtypmod);
 	reader_init_row(r, &cache->ext, tupdesc, rowtype, rowtypmod,
 					format_type_be(rowtype), fcinfo->flinfo->fn_mcxt);
+	r->rowtype_id = rowtype_id;
 	ReleaseTupleDesc(tupdesc);
+}
+
+/* Whether a reader built for one tuple descriptor still fits another. */
+static bool
+reader_fits(const PurchaseReader *r, TupleDesc tupdesc)
+{
+	int			f;
+
+	if (!r->valid || r->tupdesc == NULL || r->tupdesc->natts != tupdesc->natts)
+		return false;
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		Form_pg_attribute att;
+
+		if (r->attnum[f] == InvalidAttrNumber)
+			continue;
+		att = TupleDescAttr(tupdesc, r->attnum[f] - 1);
+		if (att->attisdropped || att->atttypid != r->coltype[f] ||
+			strcmp(NameStr(att->attname), field_names[f]) != 0)
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -747,6 +784,8 @@ read_purchase_row_arg(FunctionCallInfo fcinfo, CallCache *cache, uint32 fields, 
 	{
 		Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
 
+		if (OidIsValid(argtype))
+			argtype = getBaseType(argtype); /* a domain over a row type */
 		if (OidIsValid(argtype) && argtype != RECORDOID && type_is_rowtype(argtype))
 		{
 			ensure_row_reader(fcinfo, cache, argtype, -1);
@@ -1092,8 +1131,10 @@ report_refused(uint32 reasons, bool kind_known, RefundKind kind, const Purchase 
 			   const char *purchase_key, Relation rel)
 {
 	StringInfoData list;
-	const char *what = (kind_known && kind == KIND_TAX) ? "tax refund" : "refund";
-	char	   *hint = NULL;
+	bool		tax = kind_known && kind == KIND_TAX;
+	bool		window_known = kind_known && !p->isnull[FIELD_PURCHASED_AT];
+	char	   *from = NULL;
+	char	   *until = NULL;
 	int			r;
 
 	initStringInfo(&list);
@@ -1101,19 +1142,25 @@ report_refused(uint32 reasons, bool kind_known, RefundKind kind, const Purchase 
 		if (reasons & REASON_BIT(r))
 			appendStringInfo(&list, "%s%s", list.len ? ", " : "", reason_codes[r]);
 
-	if (kind_known && !p->isnull[FIELD_PURCHASED_AT])
-		hint = psprintf("%s of this purchase are allowed from %s until %s.",
-						kind == KIND_TAX ? "Tax refunds" : "Refunds",
-						format_utc(p->purchased_at),
-						format_utc(kind == KIND_TAX ? tax_refund_deadline_of(p->purchased_at)
-								   : refund_deadline_of(p->purchased_at)));
+	if (window_known)
+	{
+		from = format_utc(p->purchased_at);
+		until = format_utc(tax ? tax_refund_deadline_of(p->purchased_at)
+						   : refund_deadline_of(p->purchased_at));
+	}
 
 	ereport(ERROR,
 			(errcode(ERRCODE_CHECK_VIOLATION),
-			 purchase_key ? errmsg("%s of purchase \"%s\" is not allowed", what, purchase_key)
-			 : errmsg("%s is not allowed", what),
+			 purchase_key
+			 ? (tax ? errmsg("tax refund of purchase \"%s\" is not allowed", purchase_key)
+				: errmsg("refund of purchase \"%s\" is not allowed", purchase_key))
+			 : (tax ? errmsg("tax refund is not allowed")
+				: errmsg("refund is not allowed")),
 			 errdetail("Reasons: %s.", list.data),
-			 hint ? errhint("%s", hint) : 0,
+			 window_known
+			 ? (tax ? errhint("Tax refunds of this purchase are allowed from %s until %s.", from, until)
+				: errhint("Refunds of this purchase are allowed from %s until %s.", from, until))
+			 : 0,
 			 rel ? errtable(rel) : 0));
 }
 
@@ -1176,20 +1223,15 @@ struct TriggerState
 	AttrNumber	attnum[NUM_REQUEST_COLUMNS];	/* 0: absent (kind only) */
 	Oid			atttype[NUM_REQUEST_COLUMNS];
 	Oid			purchases_owner;
+	Oid			key_type;		/* the plan's parameter */
+	Oid			key_eq;			/* key = parameter */
+	Oid			key_cast;		/* reference -> key type, or InvalidOid */
+	int			key_cast_nargs;
 	char	   *purchases_name;	/* schema.table, for messages */
 	char	   *key_column;
 	char	   *query;
 	PlanEntry  *entry;
 };
-
-static void
-trigger_misuse(const char *msg, const char *hint)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-			 errmsg("%s", msg),
-			 hint ? errhint("%s", hint) : 0));
-}
 
 /* Find a column of the request table, checking its type. */
 static AttrNumber
@@ -1254,6 +1296,82 @@ label_value(Datum value, Oid type)
 	return result;
 }
 
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* The equality operator of a btree family for two types, or InvalidOid. */
+static Oid
+btree_equality(Oid opfamily, Oid left, Oid right)
+{
+	if (!OidIsValid(opfamily))
+		return InvalidOid;
+	return get_opfamily_member(opfamily, left, right, BTEqualStrategyNumber);
+}
+
+/*
+ * How the lookup compares the reference with the key, as a foreign key
+ * does: with an equality operator of the key type's btree family (types
+ * that family compares directly, e.g. bigint with integer), or else after
+ * an implicit conversion of the reference to the key's type.  The
+ * conversion runs as the inserting user, before the lookup switches to the
+ * purchases table's owner, so no function of the user's choosing runs as
+ * the owner; the family's operators are the family owner's.
+ */
+static void
+setup_key_comparison(TriggerState *ts, Relation rel, const char *refcol, Oid reftype, Oid keytype)
+{
+	Oid			keybase = getBaseType(keytype);
+	Oid			refbase = getBaseType(reftype);
+	Oid			opclass = GetDefaultOpClass(keybase, BTREE_AM_OID);
+	Oid			opfamily = OidIsValid(opclass) ? get_opclass_family(opclass) : InvalidOid;
+	Oid			castfunc = InvalidOid;
+
+	ts->key_cast = InvalidOid;
+	ts->key_eq = btree_equality(opfamily, keybase, refbase);
+	ts->key_type = refbase;
+	if (!OidIsValid(ts->key_eq))
+	{
+		ts->key_eq = btree_equality(opfamily, keybase, keybase);
+		ts->key_type = keybase;
+		if (IsBinaryCoercible(refbase, keybase))
+			;					/* the value serves as it is */
+		else if (find_coercion_pathway(keybase, refbase, COERCION_IMPLICIT,
+									   &castfunc) == COERCION_PATH_FUNC)
+			ts->key_cast = castfunc;
+		else
+			ts->key_eq = InvalidOid;	/* no way to compare them */
+	}
+	if (!OidIsValid(ts->key_eq))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of refund request table \"%s\" cannot reference column \"%s\" of purchases table \"%s\"",
+						refcol, RelationGetRelationName(rel), ts->key_column, ts->purchases_name),
+				 errdetail("Key columns are of incompatible types: %s and %s.",
+						   format_type_be(reftype), format_type_be(keytype))));
+	ts->key_cast_nargs = OidIsValid(ts->key_cast) ? get_func_nargs(ts->key_cast) : 0;
+}
+
+/* The reference of a request as a value of the key's type. */
+static Datum
+key_value(const TriggerState *ts, Datum reference)
+{
+	if (!OidIsValid(ts->key_cast))
+		return reference;
+	if (ts->key_cast_nargs == 1)
+		return OidFunctionCall1(ts->key_cast, reference);
+	return OidFunctionCall3(ts->key_cast, reference, Int32GetDatum(-1), BoolGetDatum(false));
+}
+
 /*
  * Work out, once per statement, what the trigger reads and the query that
  * fetches and locks the purchase.
@@ -1269,36 +1387,48 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 	Oid			nsp;
 	const char *relname;
 	Oid			purchases;
-	const char *keycol;
+	char		relkind;
 	AttrNumber	keyattnum;
 	Oid			keytype;
-	Operator	eqop;
-	HeapTuple	tup;
+	HeapTuple	eqop;
+	char	   *eqname;
 	bool		found;
 
 	if (ts && ts->tgoid == tg->tgoid && ts->relid == RelationGetRelid(rel))
 		return ts;
 
 	if (tg->tgnargs < 2 || tg->tgnargs > 3)
-		trigger_misuse(psprintf("trigger \"%s\" passes %d %s to enforce_refund_policy()",
-								tg->tgname, tg->tgnargs,
-								tg->tgnargs == 1 ? "argument" : "arguments"),
-					   "Pass the purchases table, the column of the refund requests that references it, and optionally the key column of the purchases table (default id).");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg_plural("trigger \"%s\" passes %d argument to enforce_refund_policy()",
+							   "trigger \"%s\" passes %d arguments to enforce_refund_policy()",
+							   tg->tgnargs, tg->tgname, tg->tgnargs),
+				 errhint("Pass the purchases table, the column of the refund requests that references it, and optionally the key column of the purchases table (default id).")));
 
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	ts = palloc0(sizeof(TriggerState));
 	ts->tgoid = tg->tgoid;
 	ts->relid = RelationGetRelid(rel);
 
-	/* The purchases table: unqualified means the trigger's table's schema. */
+	/*
+	 * The purchases table.  An unqualified name is looked up in the schema of
+	 * the table the trigger was created on: the request table, or for a
+	 * trigger cloned onto a partition, the root of its partition tree.
+	 */
 	if (!SplitIdentifierString(pstrdup(tg->tgargs[0]), '.', &names) ||
 		list_length(names) < 1 || list_length(names) > 2)
-		trigger_misuse(psprintf("trigger \"%s\" names the purchases table as \"%s\", which is not a table name",
-								tg->tgname, tg->tgargs[0]),
-					   "Pass the purchases table as table or schema.table, quoted like an SQL identifier.");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" names the purchases table as \"%s\", which is not a table name",
+						tg->tgname, tg->tgargs[0]),
+				 errhint("Pass the purchases table as table or schema.table, quoted like an SQL identifier.")));
 	if (list_length(names) == 1)
 	{
-		nsp = RelationGetNamespace(rel);
+		Oid			home = RelationGetRelid(rel);
+
+		if (rel->rd_rel->relispartition)
+			home = llast_oid(get_partition_ancestors(home));
+		nsp = get_rel_namespace(home);
 		relname = (const char *) linitial(names);
 	}
 	else
@@ -1308,44 +1438,54 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 	}
 	purchases = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
 	if (!OidIsValid(purchases))
-		trigger_misuse(psprintf("purchases table \"%s%s%s\" of trigger \"%s\" does not exist",
-								list_length(names) == 2 ? (const char *) linitial(names) : "",
-								list_length(names) == 2 ? "." : "", relname, tg->tgname),
-					   "An unqualified name is looked up in the schema of the table the trigger is on.");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("purchases table \"%s%s%s\" of trigger \"%s\" does not exist",
+						list_length(names) == 2 ? (const char *) linitial(names) : "",
+						list_length(names) == 2 ? "." : "", relname, tg->tgname),
+				 errhint("An unqualified name is looked up in the schema of the table the trigger is on.")));
 	ts->purchases_name = psprintf("%s.%s", get_namespace_name(get_rel_namespace(purchases)),
 								  get_rel_name(purchases));
-	ts->key_column = pstrdup((tg->tgnargs == 3) ? tg->tgargs[2] : "id");
+	relkind = get_rel_relkind(purchases);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("purchases table \"%s\" of trigger \"%s\" is not a table",
+						ts->purchases_name, tg->tgname)));
 
-	/* Like a foreign key: the request table's owner must be able to read it. */
-	if (pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK)
+	/*
+	 * Like a foreign key: the request table's owner must be allowed to read
+	 * the purchases and to hold locks on them (REFERENCES), because the
+	 * lookup runs as the purchases table's owner.
+	 */
+	if (pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK ||
+		pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_REFERENCES) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", get_rel_name(purchases)),
-				 errdetail("The owner of refund request table \"%s\" needs SELECT on the purchases table.",
-						   RelationGetRelationName(rel))));
+				 errdetail("The owner of refund request table \"%s\" needs SELECT and REFERENCES on purchases table \"%s\".",
+						   RelationGetRelationName(rel), ts->purchases_name)));
 
-	keycol = ts->key_column;
-	keyattnum = get_attnum(purchases, keycol);
+	ts->key_column = pstrdup((tg->tgnargs == 3) ? tg->tgargs[2] : "id");
+	keyattnum = get_attnum(purchases, ts->key_column);
 	if (keyattnum == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("purchases table \"%s\" has no column \"%s\"", ts->purchases_name, keycol),
+				 errmsg("purchases table \"%s\" has no column \"%s\"", ts->purchases_name, ts->key_column),
 				 errhint("The third argument of enforce_refund_policy() names the key column (default id).")));
 
 	ts->attnum[REQ_REFERENCE] = request_column(rel, tg->tgargs[1], true, NULL, NULL,
 											   &ts->atttype[REQ_REFERENCE]);
-
-	/* Like a foreign key: the two columns must be comparable. */
 	keytype = get_atttype(purchases, keyattnum);
-	eqop = oper(NULL, list_make1(makeString("=")), keytype, ts->atttype[REQ_REFERENCE], true, -1);
-	if (eqop == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"%s\" of refund request table \"%s\" cannot reference column \"%s\" of purchases table \"%s\"",
-						tg->tgargs[1], RelationGetRelationName(rel), keycol, ts->purchases_name),
-				 errdetail("Key columns are of incompatible types: %s and %s.",
-						   format_type_be(ts->atttype[REQ_REFERENCE]), format_type_be(keytype))));
+	setup_key_comparison(ts, rel, tg->tgargs[1], ts->atttype[REQ_REFERENCE], keytype);
+	eqop = SearchSysCache1(OPEROID, ObjectIdGetDatum(ts->key_eq));
+	if (!HeapTupleIsValid(eqop))
+		elog(ERROR, "cache lookup failed for operator %u", ts->key_eq);
+	eqname = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(((Form_pg_operator) GETSTRUCT(eqop))->oprnamespace)),
+					  NameStr(((Form_pg_operator) GETSTRUCT(eqop))->oprname));
 	ReleaseSysCache(eqop);
+
 	ts->attnum[REQ_REQUESTED_AT] = request_column(rel, "requested_at", true, is_timestamp_type,
 												  "timestamp with time zone or timestamp without time zone",
 												  &ts->atttype[REQ_REQUESTED_AT]);
@@ -1356,16 +1496,14 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 													   is_label_type, "text, character varying or an enum",
 													   &ts->atttype[REQ_REQUESTED_BY_ROLE]);
 
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(purchases));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", purchases);
-	ts->purchases_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
+	ts->purchases_owner = relation_owner(purchases);
 
-	ts->query = psprintf("SELECT p.* FROM %s p WHERE p.%s OPERATOR(pg_catalog.=) $1 FOR SHARE OF p",
+	/* ONLY for a plain table, as foreign keys do; a partitioned one has no rows of its own. */
+	ts->query = psprintf("SELECT p.* FROM %s%s p WHERE p.%s %s $1 FOR SHARE OF p",
+						 relkind == RELKIND_RELATION ? "ONLY " : "",
 						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(purchases)),
 													get_rel_name(purchases)),
-						 quote_identifier(keycol));
+						 quote_identifier(ts->key_column), eqname);
 	MemoryContextSwitchTo(old);
 
 	/* The prepared plan, kept across statements while the query is the same. */
@@ -1385,8 +1523,7 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 		ts->entry->plan = NULL;
 	}
 	if (ts->entry->plan != NULL &&
-		(strcmp(ts->entry->query, ts->query) != 0 ||
-		 ts->entry->argtype != ts->atttype[REQ_REFERENCE]))
+		(strcmp(ts->entry->query, ts->query) != 0 || ts->entry->argtype != ts->key_type))
 	{
 		SPI_freeplan(ts->entry->plan);
 		pfree(ts->entry->query);
@@ -1406,13 +1543,13 @@ trigger_plan(TriggerState *ts)
 
 	if (entry->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(ts->query, 1, &ts->atttype[REQ_REFERENCE]);
+		SPIPlanPtr	plan = SPI_prepare(ts->query, 1, &ts->key_type);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
 		entry->query = MemoryContextStrdup(TopMemoryContext, ts->query);
-		entry->argtype = ts->atttype[REQ_REFERENCE];
+		entry->argtype = ts->key_type;
 		entry->plan = plan;
 	}
 	return entry->plan;
@@ -1473,6 +1610,7 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 	HeapTuple	newtup;
 	Datum		value[NUM_REQUEST_COLUMNS];
 	bool		isnull[NUM_REQUEST_COLUMNS];
+	Datum		keyval;
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		kind_known = true;
@@ -1483,14 +1621,20 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 	int			c;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		trigger_misuse("enforce_refund_policy() was not called by the trigger manager", NULL);
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("enforce_refund_policy() was not called by the trigger manager")));
 	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		trigger_misuse("enforce_refund_policy() must be fired for each row",
-					   "Create the trigger with FOR EACH ROW.");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("enforce_refund_policy() must be fired for each row"),
+				 errhint("Create the trigger with FOR EACH ROW.")));
 	if (!TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
-		trigger_misuse("enforce_refund_policy() must be fired BEFORE INSERT OR UPDATE",
-					   "Create the trigger as BEFORE INSERT OR UPDATE ... FOR EACH ROW.");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("enforce_refund_policy() must be fired BEFORE INSERT OR UPDATE"),
+				 errhint("Create the trigger as BEFORE INSERT OR UPDATE ... FOR EACH ROW.")));
 
 	cache = get_call_cache(fcinfo);
 	ts = trigger_state(fcinfo, cache, td);
@@ -1534,16 +1678,29 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* Fetch and lock the purchase as its table's owner, as foreign keys do. */
+	/*
+	 * Fetch and lock the purchase as its table's owner, as foreign keys do.
+	 * The key is converted first, as the inserting user.  Two rows are asked
+	 * for, to tell a key that is not unique.
+	 */
+	keyval = key_value(ts, value[REQ_REFERENCE]);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(ts->purchases_owner,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
-	if (SPI_execute_plan(trigger_plan(ts), &value[REQ_REFERENCE], NULL, false, 1) != SPI_OK_SELECT)
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
+	if (SPI_execute_plan(trigger_plan(ts), &keyval, NULL, false, 2) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed");
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
+	if (SPI_processed > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CARDINALITY_VIOLATION),
+				 errmsg("purchase \"%s\" is not unique", key),
+				 errdetail("Key (%s)=(%s) matches more than one row of purchases table \"%s\".",
+						   ts->key_column, key, ts->purchases_name),
+				 errhint("Make the key column of the purchases table unique.")));
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
@@ -1552,7 +1709,7 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 						   ts->key_column, key, ts->purchases_name),
 				 errtable(td->tg_relation)));
 
-	if (!cache->reader.valid)
+	if (!reader_fits(&cache->reader, SPI_tuptable->tupdesc))
 		reader_init_row(&cache->reader, &cache->ext, SPI_tuptable->tupdesc, RECORDOID, -1,
 						psprintf("purchases table \"%s\"", ts->purchases_name),
 						fcinfo->flinfo->fn_mcxt);
@@ -1704,13 +1861,22 @@ row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *e
 	return ok;
 }
 
+/*
+ * A function of the extension, by name and argument types in its schema.
+ * No privilege check: planning a query must not depend on who plans it
+ * (index predicates and constraints are simplified by whoever comes first).
+ */
 static Oid
 extension_function(const ExtensionTypes *ext, const char *name, int nargs, const Oid *argtypes)
 {
-	String	   *schema = makeString(get_namespace_name(ext->nsp));
-	String	   *fname = makeString(pstrdup(name));
+	Oid			funcid = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+										 CStringGetDatum(name),
+										 PointerGetDatum(buildoidvector(argtypes, nargs)),
+										 ObjectIdGetDatum(ext->nsp));
 
-	return LookupFuncName(lappend(lappend(NIL, schema), fname), nargs, argtypes, false);
+	if (!OidIsValid(funcid))
+		elog(ERROR, "function %s of extension refund_rules not found", name);
+	return funcid;
 }
 
 static Expr *
@@ -1795,13 +1961,14 @@ simplify_call(SupportRequestSimplify *req)
 	call->location = fexpr->location;
 
 	/*
-	 * The range only where an index could use it: a timestamptz column.  The
+	 * The range only where an index could use it: a timestamptz column, and
+	 * an as_of without a subquery (it is evaluated three times then).  The
 	 * call comes first, so where the AND is evaluated as written (a select
 	 * list) every row is read and checked as without the rewrite; in WHERE,
 	 * the planner orders the conditions by cost and the range goes first.
 	 */
 	if (rw->window_kind >= 0 && purchased_at && IsA(purchased_at, Var) &&
-		((Var *) purchased_at)->vartype == TIMESTAMPTZOID)
+		((Var *) purchased_at)->vartype == TIMESTAMPTZOID && !contain_subplans(as_of))
 		return (Node *) make_andclause(list_concat(list_make1(call),
 												   window_range(&ext, req->root, purchased_at,
 																as_of, (RefundKind) rw->window_kind)));

@@ -262,7 +262,7 @@ FROM enf_sec.refund_requests r
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
 
 ------------------------------------------------------------------------
--- 5. The owner of a request table must be able to read the purchases
+-- 5. The owner of a request table must be able to read and reference the purchases
 ------------------------------------------------------------------------
 CREATE ROLE regress_enf_other NOLOGIN;
 GRANT USAGE ON SCHEMA enf_sec TO regress_enf_other;
@@ -287,8 +287,15 @@ INSERT INTO enf_sec_other.my_requests VALUES (2, '2026-11-25 12:00+00', 'account
 RESET ROLE;
 INSERT INTO enf_sec_other.my_requests VALUES (1, '2026-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
--- With SELECT on the purchases it works.
+-- SELECT alone is not enough: the lookup locks purchases FOR SHARE (as
+-- their owner), which a foreign key would need REFERENCES for.
 GRANT SELECT ON enf_sec.purchases TO regress_enf_other;
+SET ROLE regress_enf_other;
+INSERT INTO enf_sec_other.my_requests VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+RESET ROLE;
+-- With SELECT and REFERENCES on the purchases it works.
+GRANT REFERENCES ON enf_sec.purchases TO regress_enf_other;
 SET ROLE regress_enf_other;
 INSERT INTO enf_sec_other.my_requests VALUES (1, '2026-11-25 12:00+00', 'account_admin');
 INSERT INTO enf_sec_other.my_requests VALUES (2, '2026-11-25 12:00+00', 'account_admin');
