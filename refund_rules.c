@@ -48,6 +48,7 @@
 #include "utils/datetime.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -400,17 +401,13 @@ typedef struct PurchaseReader
 	uint32		usable;			/* fields that can be read */
 } PurchaseReader;
 
-/* The enforcement trigger's state for one statement (see ENFORCEMENT). */
-typedef struct TriggerState TriggerState;
-
 /* Everything a call site keeps between calls, in fn_mcxt. */
 typedef struct CallCache
 {
 	ExtensionTypes ext;
 	PurchaseReader reader;
-	Datum		reason_text[NUM_REASONS];
+	Datum		reason_text[NUM_REASONS];	/* built on first use */
 	TupleDesc	result_desc;	/* refund_status's row */
-	TriggerState *trigger;
 } CallCache;
 
 static Oid
@@ -461,14 +458,8 @@ get_call_cache(FunctionCallInfo fcinfo)
 
 	if (cache == NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-		int			i;
-
-		cache = palloc0(sizeof(CallCache));
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallCache));
 		lookup_extension_types(&cache->ext, get_func_namespace(fcinfo->flinfo->fn_oid));
-		for (i = 0; i < NUM_REASONS; i++)
-			cache->reason_text[i] = PointerGetDatum(cstring_to_text(reason_codes[i]));
-		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = cache;
 	}
 	return cache;
@@ -870,15 +861,25 @@ kind_from_enum(const ExtensionTypes *ext, Oid label)
  */
 
 static Datum
-reasons_array(const CallCache *cache, uint32 reasons)
+reasons_array(FunctionCallInfo fcinfo, CallCache *cache, uint32 reasons)
 {
 	Datum		elems[NUM_REASONS];
 	int			n = 0;
 	int			r;
 
 	for (r = 0; r < NUM_REASONS; r++)
-		if (reasons & REASON_BIT(r))
-			elems[n++] = cache->reason_text[r];
+	{
+		if (!(reasons & REASON_BIT(r)))
+			continue;
+		if (cache->reason_text[r] == (Datum) 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+			cache->reason_text[r] = PointerGetDatum(cstring_to_text(reason_codes[r]));
+			MemoryContextSwitchTo(old);
+		}
+		elems[n++] = cache->reason_text[r];
+	}
 	if (n == 0)
 		return PointerGetDatum(construct_empty_array(TEXTOID));
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
@@ -914,7 +915,7 @@ reasons_common(FunctionCallInfo fcinfo, uint32 layout)
 	read_purchase(fcinfo, cache, layout, fields_for_kind(kind), &p);
 	if (PG_ARGISNULL(as_of_arg) || PG_ARGISNULL(kind_arg))
 		PG_RETURN_NULL();
-	return reasons_array(cache,
+	return reasons_array(fcinfo, cache,
 						 refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(as_of_arg), true, kind));
 }
 
@@ -1058,7 +1059,7 @@ status_common(FunctionCallInfo fcinfo, uint32 layout)
 												 (RefundKind) k);
 
 			values[col] = verdict(reasons, &nulls[col]);
-			values[col + 1] = reasons_array(cache, reasons);
+			values[col + 1] = reasons_array(fcinfo, cache, reasons);
 			nulls[col + 1] = false;
 		}
 		if (!p.isnull[FIELD_PURCHASED_AT])
@@ -1205,20 +1206,17 @@ typedef enum RequestColumn
 
 static const char *const authorized_roles[] = {"mpn_partner_admin", "account_admin"};
 
-/* Prepared lookups, kept across statements, by trigger. */
-typedef struct PlanEntry
+/*
+ * What the trigger works out about one trigger: kept across statements in a
+ * backend-wide table (a refund request is often a statement of its own), and
+ * worked out again after any change to relations, types, schemas or roles,
+ * so no decision outlives a GRANT, an ALTER or a DROP.
+ */
+typedef struct TriggerState
 {
 	Oid			tgoid;			/* hash key */
-	char	   *query;			/* in TopMemoryContext */
-	Oid			argtype;
-	SPIPlanPtr	plan;
-} PlanEntry;
-
-static HTAB *plan_cache = NULL;
-
-struct TriggerState
-{
-	Oid			tgoid;
+	uint64		generation;		/* trigger_generation when worked out; 0: not */
+	MemoryContext mcxt;			/* what is worked out, but the plan */
 	Oid			relid;
 	AttrNumber	attnum[NUM_REQUEST_COLUMNS];	/* 0: absent (kind only) */
 	Oid			atttype[NUM_REQUEST_COLUMNS];
@@ -1230,8 +1228,28 @@ struct TriggerState
 	char	   *purchases_name;	/* schema.table, for messages */
 	char	   *key_column;
 	char	   *query;
-	PlanEntry  *entry;
-};
+	ExtensionTypes ext;
+	PurchaseReader reader;		/* set up from the first fetched purchase */
+	char	   *plan_query;		/* what the kept plan was made from */
+	Oid			plan_argtype;
+	SPIPlanPtr	plan;
+} TriggerState;
+
+static HTAB *trigger_states = NULL;
+static uint64 trigger_generation = 1;
+
+static void
+trigger_states_relcache_changed(Datum arg pg_attribute_unused(), Oid relid pg_attribute_unused())
+{
+	trigger_generation++;
+}
+
+static void
+trigger_states_syscache_changed(Datum arg pg_attribute_unused(), int cacheid pg_attribute_unused(),
+								uint32 hashvalue pg_attribute_unused())
+{
+	trigger_generation++;
+}
 
 /* Find a column of the request table, checking its type. */
 static AttrNumber
@@ -1373,15 +1391,16 @@ key_value(const TriggerState *ts, Datum reference)
 }
 
 /*
- * Work out, once per statement, what the trigger reads and the query that
- * fetches and locks the purchase.
+ * Work out what the trigger reads and the query that fetches and locks the
+ * purchase; kept until the catalogs change.
  */
 static TriggerState *
-trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
+trigger_state(FunctionCallInfo fcinfo, TriggerData *td)
 {
 	Trigger    *tg = td->tg_trigger;
 	Relation	rel = td->tg_relation;
-	TriggerState *ts = cache->trigger;
+	TriggerState *ts;
+	uint64		generation = trigger_generation;
 	MemoryContext old;
 	List	   *names;
 	Oid			nsp;
@@ -1394,8 +1413,36 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 	char	   *eqname;
 	bool		found;
 
-	if (ts && ts->tgoid == tg->tgoid && ts->relid == RelationGetRelid(rel))
+	if (trigger_states == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TriggerState);
+		trigger_states = hash_create("refund_rules triggers", 16, &ctl,
+									 HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(trigger_states_relcache_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, trigger_states_syscache_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, trigger_states_syscache_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, trigger_states_syscache_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, trigger_states_syscache_changed, (Datum) 0);
+	}
+	ts = hash_search(trigger_states, &tg->tgoid, HASH_ENTER, &found);
+	if (!found)
+	{
+		ts->generation = 0;
+		ts->mcxt = AllocSetContextCreate(CacheMemoryContext, "refund_rules trigger",
+										 ALLOCSET_SMALL_SIZES);
+		ts->plan_query = NULL;
+		ts->plan = NULL;
+	}
+	if (ts->generation == generation && ts->relid == RelationGetRelid(rel))
 		return ts;
+
+	/* Work it out again; until that succeeds the entry is not valid. */
+	ts->generation = 0;
+	MemoryContextReset(ts->mcxt);
+	memset(&ts->reader, 0, sizeof(PurchaseReader));
 
 	if (tg->tgnargs < 2 || tg->tgnargs > 3)
 		ereport(ERROR,
@@ -1405,10 +1452,9 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 							   tg->tgnargs, tg->tgname, tg->tgnargs),
 				 errhint("Pass the purchases table, the column of the refund requests that references it, and optionally the key column of the purchases table (default id).")));
 
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	ts = palloc0(sizeof(TriggerState));
-	ts->tgoid = tg->tgoid;
+	old = MemoryContextSwitchTo(ts->mcxt);
 	ts->relid = RelationGetRelid(rel);
+	lookup_extension_types(&ts->ext, get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	/*
 	 * The purchases table.  An unqualified name is looked up in the schema of
@@ -1506,53 +1552,34 @@ trigger_state(FunctionCallInfo fcinfo, CallCache *cache, TriggerData *td)
 						 quote_identifier(ts->key_column), eqname);
 	MemoryContextSwitchTo(old);
 
-	/* The prepared plan, kept across statements while the query is the same. */
-	if (plan_cache == NULL)
+	/* The prepared plan is kept while the query stays the same. */
+	if (ts->plan != NULL &&
+		(strcmp(ts->plan_query, ts->query) != 0 || ts->plan_argtype != ts->key_type))
 	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(PlanEntry);
-		plan_cache = hash_create("refund_rules trigger plans", 16, &ctl,
-								 HASH_ELEM | HASH_BLOBS);
-	}
-	ts->entry = hash_search(plan_cache, &ts->tgoid, HASH_ENTER, &found);
-	if (!found)
-	{
-		ts->entry->query = NULL;
-		ts->entry->plan = NULL;
-	}
-	if (ts->entry->plan != NULL &&
-		(strcmp(ts->entry->query, ts->query) != 0 || ts->entry->argtype != ts->key_type))
-	{
-		SPI_freeplan(ts->entry->plan);
-		pfree(ts->entry->query);
-		ts->entry->plan = NULL;
+		SPI_freeplan(ts->plan);
+		pfree(ts->plan_query);
+		ts->plan = NULL;
 	}
 
-	/* The purchase's reader is set up from the first fetched row. */
-	cache->reader.valid = false;
-	cache->trigger = ts;
+	ts->generation = generation;
 	return ts;
 }
 
 static SPIPlanPtr
 trigger_plan(TriggerState *ts)
 {
-	PlanEntry  *entry = ts->entry;
-
-	if (entry->plan == NULL)
+	if (ts->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(ts->query, 1, &ts->key_type);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
-		entry->query = MemoryContextStrdup(TopMemoryContext, ts->query);
-		entry->argtype = ts->key_type;
-		entry->plan = plan;
+		ts->plan_query = MemoryContextStrdup(TopMemoryContext, ts->query);
+		ts->plan_argtype = ts->key_type;
+		ts->plan = plan;
 	}
-	return entry->plan;
+	return ts->plan;
 }
 
 /* The purchase key as text, for messages. */
@@ -1604,7 +1631,6 @@ Datum
 enforce_refund_policy(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	CallCache  *cache;
 	TriggerState *ts;
 	TupleDesc	tupdesc;
 	HeapTuple	newtup;
@@ -1636,8 +1662,7 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 				 errmsg("enforce_refund_policy() must be fired BEFORE INSERT OR UPDATE"),
 				 errhint("Create the trigger as BEFORE INSERT OR UPDATE ... FOR EACH ROW.")));
 
-	cache = get_call_cache(fcinfo);
-	ts = trigger_state(fcinfo, cache, td);
+	ts = trigger_state(fcinfo, td);
 	tupdesc = RelationGetDescr(td->tg_relation);
 	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 
@@ -1709,12 +1734,12 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 						   ts->key_column, key, ts->purchases_name),
 				 errtable(td->tg_relation)));
 
-	if (!reader_fits(&cache->reader, SPI_tuptable->tupdesc))
-		reader_init_row(&cache->reader, &cache->ext, SPI_tuptable->tupdesc, RECORDOID, -1,
+	if (!reader_fits(&ts->reader, SPI_tuptable->tupdesc))
+		reader_init_row(&ts->reader, &ts->ext, SPI_tuptable->tupdesc, RECORDOID, -1,
 						psprintf("purchases table \"%s\"", ts->purchases_name),
-						fcinfo->flinfo->fn_mcxt);
-	reader_require(&cache->reader, fields_for_kind(kind));
-	read_purchase_tuple(&cache->reader, &cache->ext, SPI_tuptable->vals[0],
+						ts->mcxt);
+	reader_require(&ts->reader, fields_for_kind(kind));
+	read_purchase_tuple(&ts->reader, &ts->ext, SPI_tuptable->vals[0],
 						fields_for_kind(kind), &p);
 	SPI_finish();
 

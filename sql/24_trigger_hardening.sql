@@ -104,6 +104,28 @@ INSERT INTO t24.req_part VALUES (2, '2026-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT tableoid::regclass, pid FROM t24.req_part;
 
+------------------------------------------------------------------------
+-- 5. What the trigger keeps between statements follows the catalogs in
+--    the same session: a purchases table dropped and created again, a kind
+--    column added to the requests, a column dropped from the purchases.
+------------------------------------------------------------------------
+CREATE TABLE t24.req_keep (pid integer, requested_at timestamptz, requested_by_role text);
+CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON t24.req_keep FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_policy('kept', 'pid');
+CREATE TABLE t24.kept (LIKE t24.purchases);
+INSERT INTO t24.kept VALUES (1, 'gold', '2026-11-20 00:00+00', false, false, false, false);
+INSERT INTO t24.req_keep VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+DROP TABLE t24.kept;
+CREATE TABLE t24.kept (LIKE t24.purchases);
+INSERT INTO t24.kept VALUES (1, 'gold', '2026-11-20 00:00+00', true, false, false, false);
+INSERT INTO t24.req_keep VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+ALTER TABLE t24.req_keep ADD COLUMN kind text DEFAULT 'tax';
+INSERT INTO t24.req_keep VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+ALTER TABLE t24.kept DROP COLUMN tax_exempt;
+INSERT INTO t24.req_keep VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+SELECT count(*) AS accepted FROM t24.req_keep;
+
 RESET ROLE;
 DROP SCHEMA t24_parts CASCADE;
 DROP SCHEMA t24_m CASCADE;
