@@ -259,11 +259,24 @@ ORDER BY m.as_of;
 -- Indexes on the functions: they are IMMUTABLE
 ------------------------------------------------------------------------
 -- PostgreSQL accepts whole-row references in index predicates and
--- expressions; the builds below prove the functions are IMMUTABLE.
+-- expressions; the builds below prove the functions are IMMUTABLE.  The
+-- predicate and the expression are rewritten like the query (without a
+-- planner, the whole row is the indexed table's), so the planner matches
+-- them: the query implies the predicate, the expression is the query's.
 CREATE INDEX purchases_eligible_wholerow ON purchases (id)
   WHERE refund_rules.refund_eligible(purchases, '2026-06-01 00:00+00');
 CREATE INDEX purchases_reasons_wholerow
   ON purchases (refund_rules.refund_ineligibility_reasons(purchases, '2026-06-01 00:00+00'));
+EXPLAIN (COSTS OFF)
+SELECT id FROM purchases p WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00');
+SELECT count(*) FROM purchases p WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00');
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM purchases p
+WHERE refund_rules.refund_ineligibility_reasons(p, '2026-06-01 00:00+00') = '{benefits_activated}';
+SELECT count(*) FROM purchases p
+WHERE refund_rules.refund_ineligibility_reasons(p, '2026-06-01 00:00+00') = '{benefits_activated}';
+SELECT count(*) FROM (SELECT * FROM purchases OFFSET 0) p
+WHERE refund_rules.refund_ineligibility_reasons(p, '2026-06-01 00:00+00') = '{benefits_activated}';
 DROP INDEX purchases_eligible_wholerow, purchases_reasons_wholerow;
 
 -- Written with ROW(...)::refund_rules.purchase, the index predicate is
