@@ -17,15 +17,22 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_am.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/trigger.h"
@@ -42,17 +49,21 @@
 #include "optimizer/optimizer.h"
 #include "parser/parse_coerce.h"
 #include "parser/parsetree.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/selfuncs.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -143,6 +154,7 @@ typedef struct Purchase
 typedef enum Reason
 {
 	REASON_MISSING_KIND,
+	REASON_BACKDATED_REQUEST,
 	REASON_NOT_YET_PURCHASED,
 	REASON_REFUND_WINDOW_EXPIRED,
 	REASON_TAX_REFUND_WINDOW_EXPIRED,
@@ -164,6 +176,7 @@ typedef enum Reason
 
 static const char *const reason_codes[NUM_REASONS] = {
 	"missing_kind",
+	"backdated_request",
 	"not_yet_purchased",
 	"refund_window_expired",
 	"tax_refund_window_expired",
@@ -620,6 +633,18 @@ report_invalid_offer(const char *value)
 			 errdetail("Column \"offer\" must hold one of \"action_pack\", \"silver\" or \"gold\".")));
 }
 
+static void
+report_invalid_kind(const char *value)
+{
+	int			len = strlen(value);
+	int			clip = pg_mbcliplen(value, len, 64);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid refund kind \"%.*s%s\"", clip, value, clip < len ? "..." : ""),
+			 errdetail("A refund kind must be \"purchase\" or \"tax\".")));
+}
+
 static MpnOffer
 offer_from_enum(const ExtensionTypes *ext, Oid label)
 {
@@ -739,23 +764,26 @@ ensure_row_reader(FunctionCallInfo fcinfo, CallCache *cache, Oid rowtype, int32 
 	ReleaseTupleDesc(tupdesc);
 }
 
-/* Whether a reader built for one tuple descriptor still fits another. */
+/*
+ * Whether a reader built for one tuple descriptor still fits another:
+ * every column of the same type (so the same physical layout), and the
+ * policy columns where they were.
+ */
 static bool
 reader_fits(const PurchaseReader *r, TupleDesc tupdesc)
 {
-	int			f;
+	int			i;
 
 	if (!r->valid || r->tupdesc == NULL || r->tupdesc->natts != tupdesc->natts)
 		return false;
-	for (f = 0; f < NUM_FIELDS; f++)
+	for (i = 0; i < tupdesc->natts; i++)
 	{
-		Form_pg_attribute att;
+		Form_pg_attribute mine = TupleDescAttr(r->tupdesc, i);
+		Form_pg_attribute theirs = TupleDescAttr(tupdesc, i);
 
-		if (r->attnum[f] == InvalidAttrNumber)
-			continue;
-		att = TupleDescAttr(tupdesc, r->attnum[f] - 1);
-		if (att->attisdropped || att->atttypid != r->coltype[f] ||
-			strcmp(NameStr(att->attname), field_names[f]) != 0)
+		if (mine->atttypid != theirs->atttypid || mine->attisdropped != theirs->attisdropped ||
+			mine->attlen != theirs->attlen || mine->attalign != theirs->attalign ||
+			strcmp(NameStr(mine->attname), NameStr(theirs->attname)) != 0)
 			return false;
 	}
 	return true;
@@ -842,11 +870,18 @@ read_purchase(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout, uint32 f
 static RefundKind
 kind_from_enum(const ExtensionTypes *ext, Oid label)
 {
+	HeapTuple	tup;
+
 	if (label == ext->kind_label[KIND_TAX])
 		return KIND_TAX;
 	if (label == ext->kind_label[KIND_PURCHASE])
 		return KIND_PURCHASE;
-	elog(ERROR, "unknown refund kind %u", label);
+
+	/* A label added to the enum after this version: bad data. */
+	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(label));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "enum label %u not found", label);
+	report_invalid_kind(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
 	pg_unreachable();
 }
 
@@ -1100,9 +1135,31 @@ _refund_status(PG_FUNCTION_ARGS)
 /* ==================================================================
  *		ENFORCEMENT
  *
- * Fails closed: only a refund that is provably allowed passes.
+ * Fails closed: only a refund that is provably allowed passes.  Nothing
+ * the client writes decides on its own: a request is judged at the
+ * database's clock, the requester can be the session's role, the
+ * purchases table is the one the request table references, and the
+ * purchase is read and locked by name, after its table is locked, so no
+ * layout worked out earlier is applied to its row.  Like a foreign key's
+ * errors, a refusal shows the purchase's state only to who may read it.
  * ==================================================================
  */
+
+/* The largest lag a trigger may allow between a written moment and ours. */
+#define MAX_ALLOWED_LAG ((int64) USECS_PER_HOUR)
+
+/* A key value is shown up to this many bytes in a message. */
+#define KEY_CLIP		64
+
+/* Reasons about the request itself, never about the purchase's state. */
+#define REQUEST_REASONS \
+	(REASON_BIT(REASON_MISSING_KIND) | REASON_BIT(REASON_BACKDATED_REQUEST) | \
+	 REASON_BIT(REASON_MISSING_REQUESTED_AT) | \
+	 REASON_BIT(REASON_REQUESTER_NOT_AUTHORIZED) | \
+	 REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE))
+
+/* Stands in DETAIL for the purchase's own reasons when they are not shown. */
+#define HIDDEN_REASONS_CODE "purchase_not_eligible"
 
 /* A timestamp in UTC, ISO style, whatever the session's settings. */
 static char *
@@ -1123,52 +1180,164 @@ format_utc(TimestampTz t)
 	return pstrdup(buf);
 }
 
+/* A span of microseconds as an interval's text ("00:00:05"). */
+static char *
+format_lag(int64 usecs)
+{
+	Interval	span;
+
+	memset(&span, 0, sizeof(span));
+	span.time = usecs;
+	return DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&span)));
+}
+
+/* Key values as text, each clipped, for messages. */
+static char *
+key_text(int nkeys, const Datum *values, const Oid *types)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < nkeys; i++)
+	{
+		Oid			output;
+		bool		isvarlena;
+		char	   *s;
+		int			len;
+		int			clip;
+
+		getTypeOutputInfo(types[i], &output, &isvarlena);
+		s = OidOutputFunctionCall(output, values[i]);
+		len = strlen(s);
+		clip = pg_mbcliplen(s, len, KEY_CLIP);
+		appendStringInfo(&buf, "%s%.*s%s", i ? ", " : "", clip, s, clip < len ? "..." : "");
+	}
+	return buf.data;
+}
+
 /*
- * Raise check_violation for a refused refund: the reasons in DETAIL, the
- * window that applied in HINT.  purchase_key names the purchase when known.
+ * The moment a write of a refund is judged at: the later of the moment it
+ * writes and the start of its statement.  *backdated is set when a moment
+ * this statement writes lies before the start of its transaction (what
+ * DEFAULT now() writes) by more than lag.
+ */
+static TimestampTz
+judged_moment(TimestampTz written, bool written_now, int64 lag, bool *backdated)
+{
+	TimestampTz statement_start = GetCurrentStatementStartTimestamp();
+	TimestampTz earliest = GetCurrentTransactionStartTimestamp() - lag;
+
+	*backdated = written_now && written < earliest;
+	return Max(written, statement_start);
+}
+
+/* What a refusal says; see report_refused. */
+typedef struct Refusal
+{
+	uint32		reasons;
+	bool		kind_known;
+	RefundKind	kind;
+	const Purchase *p;			/* the purchase's fields, or NULL */
+	bool		purchase_shown; /* the user may read the purchase's state */
+	const char *purchases_name; /* where the purchase is, when not shown */
+	const char *purchase_key;	/* names the purchase in the message, or NULL */
+	const char *moment_column;	/* the column of the moment, for its hint */
+	int64		lag;
+	const char *schema_name;	/* the table the error is about, or NULL */
+	const char *table_name;
+} Refusal;
+
+/*
+ * Raise check_violation for a refused refund: the reason codes in DETAIL
+ * (always after "Reasons: "), in HINT what to do about the moment and the
+ * window that applied.  The purchase's own reasons and window are shown
+ * only when the user may read them; else one code stands for them.
  */
 static void
-report_refused(uint32 reasons, bool kind_known, RefundKind kind, const Purchase *p,
-			   const char *purchase_key, Relation rel)
+report_refused(const Refusal *f)
 {
 	StringInfoData list;
-	bool		tax = kind_known && kind == KIND_TAX;
-	bool		window_known = kind_known && !p->isnull[FIELD_PURCHASED_AT];
-	char	   *from = NULL;
-	char	   *until = NULL;
+	StringInfoData hint;
+	bool		tax = f->kind_known && f->kind == KIND_TAX;
+	uint32		hidden = f->purchase_shown ? 0 : (f->reasons & ~REQUEST_REASONS);
+	bool		hidden_listed = false;
 	int			r;
 
 	initStringInfo(&list);
 	for (r = 0; r < NUM_REASONS; r++)
-		if (reasons & REASON_BIT(r))
-			appendStringInfo(&list, "%s%s", list.len ? ", " : "", reason_codes[r]);
-
-	if (window_known)
 	{
-		from = format_utc(p->purchased_at);
-		until = format_utc(tax ? tax_refund_deadline_of(p->purchased_at)
-						   : refund_deadline_of(p->purchased_at));
+		const char *code = reason_codes[r];
+
+		if (!(f->reasons & REASON_BIT(r)))
+			continue;
+		if (hidden & REASON_BIT(r))
+		{
+			if (hidden_listed)
+				continue;
+			code = HIDDEN_REASONS_CODE;
+			hidden_listed = true;
+		}
+		appendStringInfo(&list, "%s%s", list.len ? ", " : "", code);
+	}
+
+	initStringInfo(&hint);
+	if (f->reasons & REASON_BIT(REASON_BACKDATED_REQUEST))
+	{
+		if (f->lag > 0)
+			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment more than %s before the start of the transaction is refused.",
+							 f->moment_column, format_lag(f->lag));
+		else
+			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment before the start of the transaction is refused.",
+							 f->moment_column);
+	}
+	if (hidden)
+		appendStringInfo(&hint, "%sThe purchase's own reasons are shown only to roles that may read purchases table \"%s\".",
+						 hint.len ? " " : "", f->purchases_name);
+	else if (f->purchase_shown && f->p && f->kind_known && !f->p->isnull[FIELD_PURCHASED_AT])
+	{
+		TimestampTz at = f->p->purchased_at;
+
+		appendStringInfo(&hint, "%s%s of this purchase are allowed from %s until %s.",
+						 hint.len ? " " : "", tax ? "Tax refunds" : "Refunds",
+						 format_utc(at),
+						 format_utc(tax ? tax_refund_deadline_of(at) : refund_deadline_of(at)));
 	}
 
 	ereport(ERROR,
 			(errcode(ERRCODE_CHECK_VIOLATION),
-			 purchase_key
-			 ? (tax ? errmsg("tax refund of purchase \"%s\" is not allowed", purchase_key)
-				: errmsg("refund of purchase \"%s\" is not allowed", purchase_key))
+			 f->purchase_key
+			 ? (tax ? errmsg("tax refund of purchase \"%s\" is not allowed", f->purchase_key)
+				: errmsg("refund of purchase \"%s\" is not allowed", f->purchase_key))
 			 : (tax ? errmsg("tax refund is not allowed")
 				: errmsg("refund is not allowed")),
 			 errdetail("Reasons: %s.", list.data),
-			 window_known
-			 ? (tax ? errhint("Tax refunds of this purchase are allowed from %s until %s.", from, until)
-				: errhint("Refunds of this purchase are allowed from %s until %s.", from, until))
-			 : 0,
-			 rel ? errtable(rel) : 0));
+			 hint.len ? errhint("%s", hint.data) : 0,
+			 f->schema_name ? err_generic_string(PG_DIAG_SCHEMA_NAME, f->schema_name) : 0,
+			 f->table_name ? err_generic_string(PG_DIAG_TABLE_NAME, f->table_name) : 0));
+}
+
+/* The schema and name of the table whose row type is rowtype, if any. */
+static void
+row_table_names(Oid rowtype, const char **schema_name, const char **table_name)
+{
+	Oid			relid = OidIsValid(rowtype) ? get_typ_typrelid(getBaseType(rowtype)) : InvalidOid;
+	char		relkind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
+
+	*schema_name = *table_name = NULL;
+	if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		*schema_name = get_namespace_name(get_rel_namespace(relid));
+		*table_name = get_rel_name(relid);
+	}
 }
 
 /*
  * check_refund(purchase record, requested_at timestamptz, kind refund_kind)
  * returns boolean: true when the refund is provably allowed; otherwise it
- * raises check_violation.  NULL anywhere raises too.
+ * raises check_violation, naming the table when the row is a table's.
+ * NULL anywhere raises too.  Reads stored values only: the moment written
+ * is guarded by enforce_refund_moment().
  */
 PG_FUNCTION_INFO_V1(check_refund);
 Datum
@@ -1179,63 +1348,447 @@ check_refund(PG_FUNCTION_ARGS)
 	RefundKind	kind = kind_known ? kind_from_enum(&cache->ext, PG_GETARG_OID(2)) : KIND_PURCHASE;
 	bool		as_of_known = !PG_ARGISNULL(1);
 	Purchase	p;
-	uint32		reasons;
+	Refusal		f;
 
 	read_purchase(fcinfo, cache, 0, fields_for_kind(kind), &p);
+	memset(&f, 0, sizeof(f));
 	if (!kind_known)
-		reasons = REASON_BIT(REASON_MISSING_KIND);
+		f.reasons = REASON_BIT(REASON_MISSING_KIND);
 	else
-		reasons = refund_reasons(&p, as_of_known ? PG_GETARG_TIMESTAMPTZ(1) : 0,
-								 as_of_known, kind);
-	if (reasons)
-		report_refused(reasons, kind_known, kind, &p, NULL, NULL);
+		f.reasons = refund_reasons(&p, as_of_known ? PG_GETARG_TIMESTAMPTZ(1) : 0,
+								   as_of_known, kind);
+	if (f.reasons)
+	{
+		f.kind_known = kind_known;
+		f.kind = kind;
+		f.p = &p;
+		f.purchase_shown = true;	/* the row being written */
+		row_table_names(PG_ARGISNULL(0) ? get_fn_expr_argtype(fcinfo->flinfo, 0)
+						: HeapTupleHeaderGetTypeId(PG_GETARG_HEAPTUPLEHEADER(0)),
+						&f.schema_name, &f.table_name);
+		report_refused(&f);
+	}
 	PG_RETURN_BOOL(true);
 }
 
-/* ---- the trigger ---- */
+/* ---- what every trigger of the extension shares ---- */
 
-/* The columns of the request table the trigger reads. */
-typedef enum RequestColumn
+/* The common protocol: a row-level BEFORE trigger for these events. */
+static TriggerData *
+trigger_data(FunctionCallInfo fcinfo, const char *funcname, bool insert_ok)
 {
-	REQ_REFERENCE,				/* named by the trigger's second argument */
-	REQ_REQUESTED_AT,
-	REQ_KIND,					/* optional */
-	REQ_REQUESTED_BY_ROLE,
-	NUM_REQUEST_COLUMNS
-} RequestColumn;
+	TriggerData *td = (TriggerData *) fcinfo->context;
 
-static const char *const authorized_roles[] = {"mpn_partner_admin", "account_admin"};
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s was not called by the trigger manager", funcname)));
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be fired for each row", funcname),
+				 errhint("Create the trigger with FOR EACH ROW.")));
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ||
+		  (insert_ok && TRIGGER_FIRED_BY_INSERT(td->tg_event))))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 insert_ok ? errmsg("%s must be fired BEFORE INSERT OR UPDATE", funcname)
+				 : errmsg("%s must be fired BEFORE UPDATE", funcname),
+				 insert_ok ? errhint("Create the trigger as BEFORE INSERT OR UPDATE ... FOR EACH ROW.")
+				 : errhint("Create the trigger as BEFORE UPDATE ... FOR EACH ROW.")));
+	return td;
+}
+
+/* A column of the trigger's table, by name; InvalidAttrNumber when absent. */
+static Form_pg_attribute
+table_column(TupleDesc tupdesc, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att;
+	}
+	return NULL;
+}
+
+/* Whether a column's value differs between two versions of a row. */
+static bool
+column_changed(TupleDesc tupdesc, AttrNumber attnum, HeapTuple oldtup, HeapTuple newtup)
+{
+	Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
+	bool		oldnull,
+				newnull;
+	Datum		oldval = heap_getattr(oldtup, attnum, tupdesc, &oldnull);
+	Datum		newval = heap_getattr(newtup, attnum, tupdesc, &newnull);
+
+	return oldnull != newnull ||
+		(!oldnull && !datumIsEqual(oldval, newval, att->attbyval, att->attlen));
+}
 
 /*
- * What the trigger works out about one trigger: kept across statements in a
- * backend-wide table (a refund request is often a statement of its own), and
- * worked out again after any change to relations, types, schemas or roles,
- * so no decision outlives a GRANT, an ALTER or a DROP.
+ * The column names of a trigger argument: one or several, separated by
+ * commas, quoted like SQL identifiers.  An argument that is exactly the
+ * name of a column of relid is that column (as in version 1.0).
  */
-typedef struct TriggerState
+static List *
+column_list(const Trigger *tg, int argno, Oid relid, const char *what)
 {
-	Oid			tgoid;			/* hash key */
-	uint64		generation;		/* trigger_generation when worked out; 0: not */
-	MemoryContext mcxt;			/* what is worked out, but the plan */
-	Oid			relid;
-	AttrNumber	attnum[NUM_REQUEST_COLUMNS];	/* 0: absent (kind only) */
-	Oid			atttype[NUM_REQUEST_COLUMNS];
-	Oid			purchases_owner;
-	Oid			key_type;		/* the plan's parameter */
-	Oid			key_eq;			/* key = parameter */
-	Oid			key_cast;		/* reference -> key type, or InvalidOid */
-	int			key_cast_nargs;
-	char	   *purchases_name;	/* schema.table, for messages */
-	char	   *key_column;
-	char	   *query;
-	ExtensionTypes ext;
-	PurchaseReader reader;		/* set up from the first fetched purchase */
-	char	   *plan_query;		/* what the kept plan was made from */
-	Oid			plan_argtype;
-	SPIPlanPtr	plan;
-} TriggerState;
+	const char *arg = tg->tgargs[argno];
+	List	   *names;
 
-static HTAB *trigger_states = NULL;
+	if (get_attnum(relid, arg) > 0)
+		return list_make1(pstrdup(arg));
+	if (!SplitIdentifierString(pstrdup(arg), ',', &names) ||
+		list_length(names) < 1 || list_length(names) > INDEX_MAX_KEYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" names %s as \"%s\", which is not a list of column names",
+						tg->tgname, what, arg),
+				 errhint("Pass one column, or several separated by commas, quoted like SQL identifiers.")));
+	return names;
+}
+
+/* An option argument "name=value": the value when the name matches. */
+static const char *
+option_value(const char *arg, const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (strncmp(arg, name, len) == 0 && arg[len] == '=')
+		return arg + len + 1;
+	return NULL;
+}
+
+/* The value of option max_lag: an interval from zero to MAX_ALLOWED_LAG. */
+static int64
+parse_lag(const Trigger *tg, const char *value)
+{
+	Interval   *span = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+															 CStringGetDatum(value),
+															 ObjectIdGetDatum(InvalidOid),
+															 Int32GetDatum(-1)));
+
+	if (span->month != 0 || span->day != 0 || span->time < 0 || span->time > MAX_ALLOWED_LAG)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("trigger \"%s\" allows a lag of \"%s\"", tg->tgname, value),
+				 errdetail("Option max_lag must be a span from 0 to %s, in hours, minutes or seconds.",
+						   format_lag(MAX_ALLOWED_LAG))));
+	return span->time;
+}
+
+static void
+report_unknown_option(const Trigger *tg, const char *arg, const char *known)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("trigger \"%s\" passes unknown option \"%s\"", tg->tgname, arg),
+			 errhint("Options are %s.", known)));
+}
+
+/* Whether the user may read these columns of a table, as a foreign key's error asks. */
+static bool
+columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
+{
+	Oid			user = GetUserId();
+	int			i;
+
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
+		return true;
+	for (i = 0; i < ncols; i++)
+		if (attnums[i] != InvalidAttrNumber &&
+			pg_attribute_aclcheck(relid, attnums[i], user, ACL_SELECT) != ACLCHECK_OK)
+			return false;
+	return true;
+}
+
+/*
+ * The relation a (possibly qualified) name names, locked in lockmode; the
+ * name is looked up again after the lock, so a concurrent rename or drop
+ * gives the table that has the name once it is locked.  An unqualified name
+ * is looked up in home_nsp, never through search_path.
+ */
+static Oid
+locked_table(const Trigger *tg, int argno, Oid home_nsp, LOCKMODE lockmode, char **name)
+{
+	List	   *names;
+	Oid			nsp;
+	const char *relname;
+	Oid			relid;
+
+	if (!SplitIdentifierString(pstrdup(tg->tgargs[argno]), '.', &names) ||
+		list_length(names) < 1 || list_length(names) > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" names a table as \"%s\", which is not a table name",
+						tg->tgname, tg->tgargs[argno]),
+				 errhint("Pass the table as table or schema.table, quoted like an SQL identifier.")));
+	nsp = (list_length(names) == 1) ? home_nsp
+		: get_namespace_oid((const char *) linitial(names), true);
+	relname = (const char *) llast(names);
+	*name = (list_length(names) == 1) ? psprintf("%s", relname)
+		: psprintf("%s.%s", (const char *) linitial(names), relname);
+
+	for (;;)
+	{
+		relid = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+		if (!OidIsValid(relid))
+			return InvalidOid;
+		LockRelationOid(relid, lockmode);
+		if (get_relname_relid(relname, nsp) == relid)
+			return relid;
+		UnlockRelationOid(relid, lockmode);
+	}
+}
+
+/* The schema an unqualified table name of a trigger is looked up in. */
+static Oid
+home_namespace(Relation rel)
+{
+	Oid			home = RelationGetRelid(rel);
+
+	/* a trigger cloned onto a partition was written for the root */
+	if (rel->rd_rel->relispartition)
+		home = llast_oid(get_partition_ancestors(home));
+	return get_rel_namespace(home);
+}
+
+static char *
+qualified_name(Oid relid)
+{
+	return psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+}
+
+/* A plain or partitioned table, or else an error. */
+static void
+require_table(const Trigger *tg, Oid relid, const char *what)
+{
+	char		relkind = get_rel_relkind(relid);
+
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s \"%s\" of trigger \"%s\" is not a table",
+						what, qualified_name(relid), tg->tgname)));
+}
+
+/* The equality operator of a btree family for two types, or InvalidOid. */
+static Oid
+btree_equality(Oid opfamily, Oid left, Oid right)
+{
+	if (!OidIsValid(opfamily))
+		return InvalidOid;
+	return get_opfamily_member(opfamily, left, right, BTEqualStrategyNumber);
+}
+
+/*
+ * One column of a key that a lookup compares, as a foreign key compares:
+ * with an equality operator of the looked-up column's btree family (for
+ * types that family compares directly, e.g. bigint with integer), or else
+ * after an implicit conversion of the given value to the column's type.
+ * The conversion runs as the user who writes the row, before the lookup
+ * switches to the owner of the looked-up table, so no function of the
+ * user's choosing runs as the owner.
+ */
+typedef struct KeyColumn
+{
+	AttrNumber	given;			/* the column of the trigger's row */
+	Oid			given_type;
+	AttrNumber	looked_up;		/* the column of the looked-up table */
+	Oid			param_type;		/* the lookup's parameter */
+	Oid			eq;				/* looked_up = parameter */
+	Oid			cast;			/* given -> looked-up type, or InvalidOid */
+	int			cast_nargs;
+} KeyColumn;
+
+static void
+setup_key_column(KeyColumn *k, Oid looked_up_type, const char *given_name,
+				 const char *looked_up_name, const char *tables)
+{
+	Oid			keybase = getBaseType(looked_up_type);
+	Oid			refbase = getBaseType(k->given_type);
+	Oid			opclass = GetDefaultOpClass(keybase, BTREE_AM_OID);
+	Oid			opfamily = OidIsValid(opclass) ? get_opclass_family(opclass) : InvalidOid;
+	Oid			castfunc = InvalidOid;
+
+	k->cast = InvalidOid;
+	k->eq = btree_equality(opfamily, keybase, refbase);
+	k->param_type = refbase;
+	if (!OidIsValid(k->eq))
+	{
+		k->eq = btree_equality(opfamily, keybase, keybase);
+		k->param_type = keybase;
+		if (IsBinaryCoercible(refbase, keybase))
+			;					/* the value serves as it is */
+		else if (find_coercion_pathway(keybase, refbase, COERCION_IMPLICIT,
+									   &castfunc) == COERCION_PATH_FUNC)
+			k->cast = castfunc;
+		else
+			k->eq = InvalidOid; /* no way to compare them */
+	}
+	if (!OidIsValid(k->eq))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" cannot be compared with column \"%s\" (%s)",
+						given_name, looked_up_name, tables),
+				 errdetail("Key columns are of incompatible types: %s and %s.",
+						   format_type_be(k->given_type), format_type_be(looked_up_type))));
+	k->cast_nargs = OidIsValid(k->cast) ? get_func_nargs(k->cast) : 0;
+}
+
+/* The value of a key column as the lookup's parameter. */
+static Datum
+key_param(const KeyColumn *k, Datum given)
+{
+	if (!OidIsValid(k->cast))
+		return given;
+	if (k->cast_nargs == 1)
+		return OidFunctionCall1(k->cast, given);
+	return OidFunctionCall3(k->cast, given, Int32GetDatum(-1), BoolGetDatum(false));
+}
+
+/* "col1 = $1 AND col2 = $2", with each column's own operator, schema-qualified. */
+static char *
+key_condition(int nkeys, const KeyColumn *keys, const char *const *names)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < nkeys; i++)
+	{
+		HeapTuple	eqop = SearchSysCache1(OPEROID, ObjectIdGetDatum(keys[i].eq));
+		Form_pg_operator op;
+
+		if (!HeapTupleIsValid(eqop))
+			elog(ERROR, "cache lookup failed for operator %u", keys[i].eq);
+		op = (Form_pg_operator) GETSTRUCT(eqop);
+		appendStringInfo(&buf, "%st.%s OPERATOR(%s.%s) $%d", i ? " AND " : "",
+						 quote_identifier(names[i]),
+						 quote_identifier(get_namespace_name(op->oprnamespace)),
+						 NameStr(op->oprname), i + 1);
+		ReleaseSysCache(eqop);
+	}
+	return buf.data;
+}
+
+/*
+ * Set up the key columns of a lookup: given (columns of the trigger's
+ * table rel) against looked_up (columns of table relid).  System columns
+ * are not keys.
+ */
+static int
+setup_keys(const Trigger *tg, Relation rel, List *given, const char *given_what, Oid relid,
+		   List *looked_up, const char *looked_up_what, KeyColumn *keys, const char *tables)
+{
+	int			nkeys = list_length(given);
+	int			i;
+
+	if (list_length(looked_up) != nkeys)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" pairs %d column(s) of \"%s\" with %d column(s) of \"%s\"",
+						tg->tgname, nkeys, RelationGetRelationName(rel),
+						list_length(looked_up), get_rel_name(relid)),
+				 errhint("Name as many key columns as reference columns, in the same order.")));
+	for (i = 0; i < nkeys; i++)
+	{
+		const char *gname = (const char *) list_nth(given, i);
+		const char *lname = (const char *) list_nth(looked_up, i);
+		Form_pg_attribute gatt = table_column(RelationGetDescr(rel), gname);
+		AttrNumber	lattnum = get_attnum(relid, lname);
+
+		if (gatt == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), gname),
+					 errhint("Trigger \"%s\" names it as a %s.", tg->tgname, given_what)));
+		if (lattnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table \"%s\" has no column \"%s\"", qualified_name(relid), lname),
+					 errhint("Trigger \"%s\" names it as a %s.", tg->tgname, looked_up_what)));
+		if (lattnum < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" names system column \"%s\" as a %s",
+							tg->tgname, lname, looked_up_what),
+					 errhint("A key is made of ordinary columns, as a foreign key's is.")));
+		keys[i].given = gatt->attnum;
+		keys[i].given_type = gatt->atttypid;
+		keys[i].looked_up = lattnum;
+		setup_key_column(&keys[i], get_atttype(relid, lattnum), gname, lname, tables);
+	}
+	return nkeys;
+}
+
+/*
+ * Read the key of the trigger's row and convert it for the lookup.
+ * Returns the index of a key column that is NULL, or -1.
+ */
+static int
+read_key(int nkeys, const KeyColumn *keys, HeapTuple tuple, TupleDesc tupdesc,
+		 Datum *given, Oid *given_types, Datum *params)
+{
+	int			i;
+
+	for (i = 0; i < nkeys; i++)
+	{
+		bool		isnull;
+
+		given[i] = heap_getattr(tuple, keys[i].given, tupdesc, &isnull);
+		given_types[i] = keys[i].given_type;
+		if (isnull)
+			return i;
+	}
+	for (i = 0; i < nkeys; i++)
+		params[i] = key_param(&keys[i], given[i]);
+	return -1;
+}
+
+/*
+ * Run a lookup plan as the owner of the looked-up table, as foreign keys
+ * do, with no user code allowed to change the session (security-restricted).
+ * Under REPEATABLE READ or SERIALIZABLE, latest says to see rows committed
+ * since the transaction's snapshot, as a foreign key's check does.
+ */
+static void
+run_lookup(SPIPlanPtr plan, Datum *params, Oid owner, long limit, bool latest)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			rc;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
+	if (latest && IsolationUsesXactSnapshot())
+	{
+		CommandCounterIncrement();
+		rc = SPI_execute_snapshot(plan, params, NULL, GetLatestSnapshot(), InvalidSnapshot,
+								  false, false, limit);
+	}
+	else
+		rc = SPI_execute_plan(plan, params, NULL, false, limit);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI lookup failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * States kept per trigger (by the trigger's OID) across statements, in a
+ * backend-wide table: a refund request is often a statement of its own.
+ * Each is worked out again after any change to relations, types, schemas
+ * or roles, once the looked-up table is locked, so no decision outlives a
+ * GRANT, an ALTER or a DROP.  A state whose trigger is gone is freed.
+ */
 static uint64 trigger_generation = 1;
 
 static void
@@ -1251,43 +1804,254 @@ trigger_states_syscache_changed(Datum arg pg_attribute_unused(), int cacheid pg_
 	trigger_generation++;
 }
 
-/* Find a column of the request table, checking its type. */
-static AttrNumber
-request_column(Relation rel, const char *name, bool required, bool (*type_ok) (Oid),
-			   const char *expected, Oid *atttype)
+/* The header every kept state starts with. */
+typedef struct KeptState
 {
-	TupleDesc	tupdesc = RelationGetDescr(rel);
+	Oid			tgoid;			/* hash key */
+	uint64		generation;		/* trigger_generation when worked out; 0: not */
+	MemoryContext mcxt;			/* what is worked out, but the plan */
+	Oid			relid;			/* the trigger's table */
+	Oid			locked;			/* the table locked before using the state */
+	char	   *plan_query;		/* what the kept plan was made from */
+	SPIPlanPtr	plan;
+} KeptState;
+
+/* One table of states per trigger function, each entry of its size. */
+static HTAB *
+kept_states(HTAB **table, const char *name, Size entrysize)
+{
+	static bool callbacks = false;
+
+	if (*table == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = entrysize;
+		*table = hash_create(name, 16, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	if (!callbacks)
+	{
+		CacheRegisterRelcacheCallback(trigger_states_relcache_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, trigger_states_syscache_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, trigger_states_syscache_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, trigger_states_syscache_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, trigger_states_syscache_changed, (Datum) 0);
+		callbacks = true;
+	}
+	return *table;
+}
+
+static void
+free_plan(KeptState *ks)
+{
+	if (ks->plan)
+		SPI_freeplan(ks->plan);
+	if (ks->plan_query)
+		pfree(ks->plan_query);
+	ks->plan = NULL;
+	ks->plan_query = NULL;
+}
+
+/* Whether a trigger still exists. */
+static bool
+trigger_exists(Oid tgoid)
+{
+	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(tgoid));
+	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	return found;
+}
+
+/* Free the states of triggers that were dropped (checked when out of date). */
+static void
+free_dropped_states(HTAB *table, Oid keep)
+{
+	HASH_SEQ_STATUS seq;
+	KeptState  *ks;
+	List	   *gone = NIL;
+	ListCell   *lc;
+
+	hash_seq_init(&seq, table);
+	while ((ks = (KeptState *) hash_seq_search(&seq)) != NULL)
+		if (ks->tgoid != keep && ks->generation != trigger_generation &&
+			!trigger_exists(ks->tgoid))
+			gone = lappend_oid(gone, ks->tgoid);
+	foreach(lc, gone)
+	{
+		Oid			tgoid = lfirst_oid(lc);
+
+		ks = (KeptState *) hash_search(table, &tgoid, HASH_FIND, NULL);
+		free_plan(ks);
+		MemoryContextDelete(ks->mcxt);
+		hash_search(table, &tgoid, HASH_REMOVE, NULL);
+	}
+	list_free(gone);
+}
+
+/*
+ * The kept state of a trigger, valid for this row: the table it looks up
+ * is locked first (as a foreign key check locks the referenced table), so
+ * what invalidations came before are seen now and no DDL can change the
+ * table until the transaction ends.  *stale says the caller must work the
+ * state out again (then it has been reset, and freed of dropped triggers).
+ */
+static KeptState *
+kept_state(HTAB *table, Size entrysize, TriggerData *td, bool *stale)
+{
+	Oid			tgoid = td->tg_trigger->tgoid;
+	bool		found;
+	KeptState  *ks = (KeptState *) hash_search(table, &tgoid, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		ks->generation = 0;
+		ks->mcxt = AllocSetContextCreate(CacheMemoryContext, "refund_rules trigger",
+										 ALLOCSET_SMALL_SIZES);
+		ks->plan_query = NULL;
+		ks->plan = NULL;
+	}
+	*stale = true;
+	if (ks->generation != 0 && ks->relid == RelationGetRelid(td->tg_relation))
+	{
+		LockRelationOid(ks->locked, RowShareLock);
+		*stale = (ks->generation != trigger_generation);
+	}
+	if (*stale)
+	{
+		/* what follows the header pointed into the memory reset here */
+		ks->generation = 0;
+		MemoryContextReset(ks->mcxt);
+		memset((char *) ks + sizeof(KeptState), 0, entrysize - sizeof(KeptState));
+		free_dropped_states(table, tgoid);
+	}
+	return ks;
+}
+
+/* The kept plan of a state, prepared again when its query changed. */
+static SPIPlanPtr
+kept_plan(KeptState *ks, const char *query, int nargs, Oid *argtypes)
+{
+	if (ks->plan && strcmp(ks->plan_query, query) != 0)
+		free_plan(ks);
+	if (ks->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		ks->plan_query = MemoryContextStrdup(TopMemoryContext, query);
+		ks->plan = plan;
+	}
+	return ks->plan;
+}
+
+/* The query's text carries the parameter types, so a kept plan fits it. */
+static char *
+typed_query(const char *query, int nkeys, const KeyColumn *keys)
+{
+	StringInfoData buf;
 	int			i;
 
-	for (i = 0; i < tupdesc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, query);
+	appendStringInfoString(&buf, " -- ");
+	for (i = 0; i < nkeys; i++)
+		appendStringInfo(&buf, "%s%u", i ? "," : "", keys[i].param_type);
+	return buf.data;
+}
 
-		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
-			continue;
-		*atttype = att->atttypid;
-		if (type_ok && !type_ok(getBaseType(att->atttypid)))
+/* ---- the request trigger: enforce_refund_policy() ---- */
+
+/* The columns of the request the trigger reads besides the reference. */
+typedef enum RequestColumn
+{
+	REQ_REQUESTED_AT,
+	REQ_KIND,					/* optional */
+	REQ_REQUESTED_BY_ROLE,		/* optional when the session is the requester */
+	NUM_REQUEST_COLUMNS
+} RequestColumn;
+
+static const char *const request_column_names[NUM_REQUEST_COLUMNS] = {
+	"requested_at", "kind", "requested_by_role"
+};
+
+/* The roles a refund may be requested in, and the options that name them. */
+#define NUM_AUTHORIZED 2
+static const char *const authorized_roles[NUM_AUTHORIZED] = {"mpn_partner_admin", "account_admin"};
+static const char *const authorized_role_options[NUM_AUTHORIZED] = {
+	"mpn_partner_admin_role", "account_admin_role"
+};
+
+#define REQUEST_OPTIONS "requester=column, requester=session, mpn_partner_admin_role=ROLE, account_admin_role=ROLE and max_lag=INTERVAL"
+
+typedef struct RequestTriggerState
+{
+	KeptState	kept;			/* first: the hash entry's header */
+	Oid			purchases;		/* = kept.locked */
+	Oid			purchases_owner;
+	char	   *purchases_name; /* schema.table, for messages */
+	int			nkeys;
+	KeyColumn	keys[INDEX_MAX_KEYS];
+	char	   *key_names;		/* the purchases' key columns, for messages */
+	AttrNumber	attnum[NUM_REQUEST_COLUMNS];	/* 0: absent */
+	Oid			atttype[NUM_REQUEST_COLUMNS];
+	int32		atttypmod[NUM_REQUEST_COLUMNS];
+	bool		session_requester;	/* the session's roles decide, not a column */
+	Oid			role[NUM_AUTHORIZED];	/* with session_requester; InvalidOid: none */
+	int64		max_lag;
+	AttrNumber	field_attnum[NUM_FIELDS];	/* columns of the purchases; 0: absent */
+	char	   *query;
+	ExtensionTypes ext;
+	PurchaseReader reader;		/* the lookup's result columns */
+} RequestTriggerState;
+
+static HTAB *request_trigger_states = NULL;
+
+/* Find a column of the request table, checking its type. */
+static void
+request_column(RequestTriggerState *ts, Relation rel, RequestColumn c, bool required,
+			   bool (*type_ok) (Oid), const char *expected)
+{
+	const char *name = request_column_names[c];
+	Form_pg_attribute att = table_column(RelationGetDescr(rel), name);
+
+	ts->attnum[c] = InvalidAttrNumber;
+	ts->atttype[c] = InvalidOid;
+	if (att == NULL)
+	{
+		if (required)
 			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("column \"%s\" of refund request table \"%s\" is of type %s",
-							name, RelationGetRelationName(rel), format_type_be(att->atttypid)),
-					 errdetail("Column \"%s\" must be of type %s.", name, expected)));
-		return att->attnum;
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("refund request table \"%s\" has no column \"%s\"",
+							RelationGetRelationName(rel), name),
+					 errhint("enforce_refund_policy() reads the columns requested_at, requested_by_role (unless the session is the requester) and optionally kind.")));
+		return;
 	}
-	if (required)
+	if (!type_ok(getBaseType(att->atttypid)))
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("refund request table \"%s\" has no column \"%s\"",
-						RelationGetRelationName(rel), name),
-				 errhint("enforce_refund_policy() reads the columns requested_at, requested_by_role and optionally kind.")));
-	*atttype = InvalidOid;
-	return InvalidAttrNumber;
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of refund request table \"%s\" is of type %s",
+						name, RelationGetRelationName(rel), format_type_be(att->atttypid)),
+				 errdetail("Column \"%s\" must be of type %s.", name, expected)));
+	ts->attnum[c] = att->attnum;
+	ts->atttype[c] = att->atttypid;
+	ts->atttypmod[c] = att->atttypmod;
 }
 
 static bool
-is_timestamp_type(Oid base)
+is_timestamptz_type(Oid base)
 {
-	return base == TIMESTAMPTZOID || base == TIMESTAMPOID;
+	return base == TIMESTAMPTZOID;
 }
 
 static bool
@@ -1327,182 +2091,226 @@ relation_owner(Oid relid)
 	return owner;
 }
 
-/* The equality operator of a btree family for two types, or InvalidOid. */
-static Oid
-btree_equality(Oid opfamily, Oid left, Oid right)
+/*
+ * The foreign key of the request table on exactly the reference columns
+ * (in any order), or NULL.
+ */
+static ForeignKeyCacheInfo *
+reference_foreign_key(Relation rel, int nkeys, const KeyColumn *keys)
 {
-	if (!OidIsValid(opfamily))
-		return InvalidOid;
-	return get_opfamily_member(opfamily, left, right, BTEqualStrategyNumber);
+	ListCell   *lc;
+
+	foreach(lc, RelationGetFKeyList(rel))
+	{
+		ForeignKeyCacheInfo *fk = (ForeignKeyCacheInfo *) lfirst(lc);
+		int			i,
+					j;
+		int			matched = 0;
+
+		if (fk->nkeys != nkeys)
+			continue;
+		for (i = 0; i < nkeys; i++)
+			for (j = 0; j < nkeys; j++)
+				if (fk->conkey[j] == keys[i].given)
+					matched++;
+		if (matched == nkeys)
+			return fk;
+	}
+	return NULL;
 }
 
 /*
- * How the lookup compares the reference with the key, as a foreign key
- * does: with an equality operator of the key type's btree family (types
- * that family compares directly, e.g. bigint with integer), or else after
- * an implicit conversion of the reference to the key's type.  The
- * conversion runs as the inserting user, before the lookup switches to the
- * purchases table's owner, so no function of the user's choosing runs as
- * the owner; the family's operators are the family owner's.
+ * The table a trigger without a foreign key was first used with, recorded
+ * as a dependency of the trigger on it (so it cannot be dropped while the
+ * trigger needs it), or InvalidOid.
  */
-static void
-setup_key_comparison(TriggerState *ts, Relation rel, const char *refcol, Oid reftype, Oid keytype)
+static Oid
+bound_table(Oid tgoid, Oid tgrelid)
 {
-	Oid			keybase = getBaseType(keytype);
-	Oid			refbase = getBaseType(reftype);
-	Oid			opclass = GetDefaultOpClass(keybase, BTREE_AM_OID);
-	Oid			opfamily = OidIsValid(opclass) ? get_opclass_family(opclass) : InvalidOid;
-	Oid			castfunc = InvalidOid;
+	Relation	deprel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			result = InvalidOid;
 
-	ts->key_cast = InvalidOid;
-	ts->key_eq = btree_equality(opfamily, keybase, refbase);
-	ts->key_type = refbase;
-	if (!OidIsValid(ts->key_eq))
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(TriggerRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(tgoid));
+	scan = systable_beginscan(deprel, DependDependerIndexId, true, NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		ts->key_eq = btree_equality(opfamily, keybase, keybase);
-		ts->key_type = keybase;
-		if (IsBinaryCoercible(refbase, keybase))
-			;					/* the value serves as it is */
-		else if (find_coercion_pathway(keybase, refbase, COERCION_IMPLICIT,
-									   &castfunc) == COERCION_PATH_FUNC)
-			ts->key_cast = castfunc;
-		else
-			ts->key_eq = InvalidOid;	/* no way to compare them */
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->refclassid == RelationRelationId && dep->refobjsubid == 0 &&
+			dep->refobjid != tgrelid && dep->deptype == DEPENDENCY_NORMAL)
+		{
+			result = dep->refobjid;
+			break;
+		}
 	}
-	if (!OidIsValid(ts->key_eq))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"%s\" of refund request table \"%s\" cannot reference column \"%s\" of purchases table \"%s\"",
-						refcol, RelationGetRelationName(rel), ts->key_column, ts->purchases_name),
-				 errdetail("Key columns are of incompatible types: %s and %s.",
-						   format_type_be(reftype), format_type_be(keytype))));
-	ts->key_cast_nargs = OidIsValid(ts->key_cast) ? get_func_nargs(ts->key_cast) : 0;
+	systable_endscan(scan);
+	table_close(deprel, AccessShareLock);
+	return result;
 }
 
-/* The reference of a request as a value of the key's type. */
-static Datum
-key_value(const TriggerState *ts, Datum reference)
+/*
+ * Bind the purchases table by identity: the table the reference's foreign
+ * key references, or else the table the trigger was first used with.  The
+ * name in the trigger's first argument must name that table.
+ */
+static void
+bind_purchases(const Trigger *tg, Relation rel, Oid named, const char *name,
+			   RequestTriggerState *ts)
 {
-	if (!OidIsValid(ts->key_cast))
-		return reference;
-	if (ts->key_cast_nargs == 1)
-		return OidFunctionCall1(ts->key_cast, reference);
-	return OidFunctionCall3(ts->key_cast, reference, Int32GetDatum(-1), BoolGetDatum(false));
+	ForeignKeyCacheInfo *fk = reference_foreign_key(rel, ts->nkeys, ts->keys);
+	Oid			bound = fk ? fk->confrelid : bound_table(tg->tgoid, RelationGetRelid(rel));
+	int			i,
+				j;
+
+	if (OidIsValid(bound) && bound != named)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" names purchases table \"%s\", but is bound to table \"%s\"",
+						tg->tgname, name, qualified_name(bound)),
+				 fk ? errdetail("The foreign key of refund request table \"%s\" on the reference references \"%s\".",
+								RelationGetRelationName(rel), qualified_name(bound))
+				 : errdetail("The trigger was first used with \"%s\"; that table was renamed or another table took its name since.",
+							 qualified_name(bound)),
+				 errhint("Recreate the trigger naming the purchases table it should read.")));
+	if (fk)
+	{
+		/* the key must be the one the foreign key references, pair by pair */
+		for (i = 0; i < ts->nkeys; i++)
+			for (j = 0; j < fk->nkeys; j++)
+				if (fk->conkey[j] == ts->keys[i].given && fk->confkey[j] != ts->keys[i].looked_up)
+					ereport(ERROR,
+							(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+							 errmsg("trigger \"%s\" looks purchases up by column \"%s\", but the foreign key references column \"%s\"",
+									tg->tgname, get_attname(named, ts->keys[i].looked_up, false),
+									get_attname(named, fk->confkey[j], false)),
+							 errhint("Pass the referenced columns as the key columns of enforce_refund_policy().")));
+	}
+	else if (!OidIsValid(bound))
+	{
+		ObjectAddress trigger;
+		ObjectAddress table;
+
+		ObjectAddressSet(trigger, TriggerRelationId, tg->tgoid);
+		ObjectAddressSet(table, RelationRelationId, named);
+		recordDependencyOn(&trigger, &table, DEPENDENCY_NORMAL);
+	}
+}
+
+/* Parse the options (arguments with "=") of enforce_refund_policy(). */
+static void
+request_trigger_options(const Trigger *tg, int first, RequestTriggerState *ts)
+{
+	int			i,
+				r;
+	bool		named_role = false;
+
+	ts->session_requester = false;
+	ts->max_lag = 0;
+	for (r = 0; r < NUM_AUTHORIZED; r++)
+		ts->role[r] = InvalidOid;
+	for (i = first; i < tg->tgnargs; i++)
+	{
+		const char *arg = tg->tgargs[i];
+		const char *v;
+		bool		known = false;
+
+		if ((v = option_value(arg, "requester")) != NULL)
+		{
+			if (strcmp(v, "session") != 0 && strcmp(v, "column") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						 errmsg("trigger \"%s\" passes invalid option \"%s\"", tg->tgname, arg),
+						 errhint("The requester is \"column\" (column requested_by_role) or \"session\" (the current user's roles).")));
+			ts->session_requester = (strcmp(v, "session") == 0);
+			known = true;
+		}
+		else if ((v = option_value(arg, "max_lag")) != NULL)
+		{
+			ts->max_lag = parse_lag(tg, v);
+			known = true;
+		}
+		for (r = 0; r < NUM_AUTHORIZED && !known; r++)
+			if ((v = option_value(arg, authorized_role_options[r])) != NULL)
+			{
+				ts->role[r] = get_role_oid(v, true);
+				if (!OidIsValid(ts->role[r]))
+					ereport(ERROR,
+							(errcode(ERRCODE_UNDEFINED_OBJECT),
+							 errmsg("role \"%s\" named by trigger \"%s\" does not exist", v, tg->tgname)));
+				named_role = known = true;
+			}
+		if (!known)
+			report_unknown_option(tg, arg, REQUEST_OPTIONS);
+	}
+	if (ts->session_requester && !named_role)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" makes the session the requester but names no role", tg->tgname),
+				 errhint("Add mpn_partner_admin_role=ROLE, account_admin_role=ROLE or both.")));
+	if (!ts->session_requester && named_role)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" names roles but takes the requester from a column", tg->tgname),
+				 errhint("Add requester=session to have the current user's roles decide.")));
 }
 
 /*
  * Work out what the trigger reads and the query that fetches and locks the
- * purchase; kept until the catalogs change.
+ * purchase: its policy columns by name, so the result's layout is the
+ * query's, whatever the table's.
  */
-static TriggerState *
-trigger_state(FunctionCallInfo fcinfo, TriggerData *td)
+static void
+request_trigger_setup(FunctionCallInfo fcinfo, TriggerData *td, RequestTriggerState *ts)
 {
 	Trigger    *tg = td->tg_trigger;
 	Relation	rel = td->tg_relation;
-	TriggerState *ts;
-	uint64		generation = trigger_generation;
+	uint64		generation;
 	MemoryContext old;
-	List	   *names;
-	Oid			nsp;
-	const char *relname;
+	List	   *refcols;
+	List	   *keycols;
+	int			nargs_fixed;
+	char	   *named;
 	Oid			purchases;
-	char		relkind;
-	AttrNumber	keyattnum;
-	Oid			keytype;
-	HeapTuple	eqop;
-	char	   *eqname;
-	bool		found;
+	const char *names[INDEX_MAX_KEYS];
+	StringInfoData query;
+	StringInfoData keylist;
+	int			f,
+				i;
 
-	if (trigger_states == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(TriggerState);
-		trigger_states = hash_create("refund_rules triggers", 16, &ctl,
-									 HASH_ELEM | HASH_BLOBS);
-		CacheRegisterRelcacheCallback(trigger_states_relcache_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(TYPEOID, trigger_states_syscache_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, trigger_states_syscache_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(AUTHOID, trigger_states_syscache_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, trigger_states_syscache_changed, (Datum) 0);
-	}
-	ts = hash_search(trigger_states, &tg->tgoid, HASH_ENTER, &found);
-	if (!found)
-	{
-		ts->generation = 0;
-		ts->mcxt = AllocSetContextCreate(CacheMemoryContext, "refund_rules trigger",
-										 ALLOCSET_SMALL_SIZES);
-		ts->plan_query = NULL;
-		ts->plan = NULL;
-	}
-	if (ts->generation == generation && ts->relid == RelationGetRelid(rel))
-		return ts;
-
-	/* Work it out again; until that succeeds the entry is not valid. */
-	ts->generation = 0;
-	MemoryContextReset(ts->mcxt);
-	memset(&ts->reader, 0, sizeof(PurchaseReader));
-
-	if (tg->tgnargs < 2 || tg->tgnargs > 3)
+	if (tg->tgnargs < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg_plural("trigger \"%s\" passes %d argument to enforce_refund_policy()",
 							   "trigger \"%s\" passes %d arguments to enforce_refund_policy()",
 							   tg->tgnargs, tg->tgname, tg->tgnargs),
-				 errhint("Pass the purchases table, the column of the refund requests that references it, and optionally the key column of the purchases table (default id).")));
+				 errhint("Pass the purchases table, the column(s) of the refund requests that reference it, optionally the key column(s) of the purchases table (default id), then options.")));
 
-	old = MemoryContextSwitchTo(ts->mcxt);
-	ts->relid = RelationGetRelid(rel);
-	lookup_extension_types(&ts->ext, get_func_namespace(fcinfo->flinfo->fn_oid));
+	old = MemoryContextSwitchTo(ts->kept.mcxt);
+	ts->kept.relid = RelationGetRelid(rel);
 
-	/*
-	 * The purchases table.  An unqualified name is looked up in the schema of
-	 * the table the trigger was created on: the request table, or for a
-	 * trigger cloned onto a partition, the root of its partition tree.
-	 */
-	if (!SplitIdentifierString(pstrdup(tg->tgargs[0]), '.', &names) ||
-		list_length(names) < 1 || list_length(names) > 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" names the purchases table as \"%s\", which is not a table name",
-						tg->tgname, tg->tgargs[0]),
-				 errhint("Pass the purchases table as table or schema.table, quoted like an SQL identifier.")));
-	if (list_length(names) == 1)
-	{
-		Oid			home = RelationGetRelid(rel);
-
-		if (rel->rd_rel->relispartition)
-			home = llast_oid(get_partition_ancestors(home));
-		nsp = get_rel_namespace(home);
-		relname = (const char *) linitial(names);
-	}
-	else
-	{
-		nsp = get_namespace_oid((const char *) linitial(names), true);
-		relname = (const char *) lsecond(names);
-	}
-	purchases = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+	/* The purchases table, locked before anything is read of it. */
+	purchases = locked_table(tg, 0, home_namespace(rel), RowShareLock, &named);
+	generation = trigger_generation;
 	if (!OidIsValid(purchases))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("purchases table \"%s%s%s\" of trigger \"%s\" does not exist",
-						list_length(names) == 2 ? (const char *) linitial(names) : "",
-						list_length(names) == 2 ? "." : "", relname, tg->tgname),
+				 errmsg("purchases table \"%s\" of trigger \"%s\" does not exist", named, tg->tgname),
 				 errhint("An unqualified name is looked up in the schema of the table the trigger is on.")));
-	ts->purchases_name = psprintf("%s.%s", get_namespace_name(get_rel_namespace(purchases)),
-								  get_rel_name(purchases));
-	relkind = get_rel_relkind(purchases);
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("purchases table \"%s\" of trigger \"%s\" is not a table",
-						ts->purchases_name, tg->tgname)));
+	ts->purchases = ts->kept.locked = purchases;
+	ts->purchases_name = qualified_name(purchases);
+	require_table(tg, purchases, "purchases table");
+	lookup_extension_types(&ts->ext, get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	/*
 	 * Like a foreign key: the request table's owner must be allowed to read
-	 * the purchases and to hold locks on them (REFERENCES), because the
-	 * lookup runs as the purchases table's owner.
+	 * the purchases and to lock them (REFERENCES), because the lookup runs
+	 * as the purchases table's owner.
 	 */
 	if (pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK ||
 		pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_REFERENCES) != ACLCHECK_OK)
@@ -1512,162 +2320,213 @@ trigger_state(FunctionCallInfo fcinfo, TriggerData *td)
 				 errdetail("The owner of refund request table \"%s\" needs SELECT and REFERENCES on purchases table \"%s\".",
 						   RelationGetRelationName(rel), ts->purchases_name)));
 
-	ts->key_column = pstrdup((tg->tgnargs == 3) ? tg->tgargs[2] : "id");
-	keyattnum = get_attnum(purchases, ts->key_column);
-	if (keyattnum == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("purchases table \"%s\" has no column \"%s\"", ts->purchases_name, ts->key_column),
-				 errhint("The third argument of enforce_refund_policy() names the key column (default id).")));
+	/* The reference and the key; the third argument is a key unless an option. */
+	refcols = column_list(tg, 1, RelationGetRelid(rel), "the reference columns");
+	nargs_fixed = (tg->tgnargs >= 3 && strchr(tg->tgargs[2], '=') == NULL) ? 3 : 2;
+	keycols = (nargs_fixed == 3) ? column_list(tg, 2, purchases, "the key columns") : list_make1("id");
+	ts->nkeys = setup_keys(tg, rel, refcols, "reference column", purchases, keycols,
+						   "key column", ts->keys,
+						   psprintf("refund request table \"%s\", purchases table \"%s\"",
+									RelationGetRelationName(rel), ts->purchases_name));
+	bind_purchases(tg, rel, purchases, named, ts);
+	request_trigger_options(tg, nargs_fixed, ts);
 
-	ts->attnum[REQ_REFERENCE] = request_column(rel, tg->tgargs[1], true, NULL, NULL,
-											   &ts->atttype[REQ_REFERENCE]);
-	keytype = get_atttype(purchases, keyattnum);
-	setup_key_comparison(ts, rel, tg->tgargs[1], ts->atttype[REQ_REFERENCE], keytype);
-	eqop = SearchSysCache1(OPEROID, ObjectIdGetDatum(ts->key_eq));
-	if (!HeapTupleIsValid(eqop))
-		elog(ERROR, "cache lookup failed for operator %u", ts->key_eq);
-	eqname = psprintf("OPERATOR(%s.%s)",
-					  quote_identifier(get_namespace_name(((Form_pg_operator) GETSTRUCT(eqop))->oprnamespace)),
-					  NameStr(((Form_pg_operator) GETSTRUCT(eqop))->oprname));
-	ReleaseSysCache(eqop);
-
-	ts->attnum[REQ_REQUESTED_AT] = request_column(rel, "requested_at", true, is_timestamp_type,
-												  "timestamp with time zone or timestamp without time zone",
-												  &ts->atttype[REQ_REQUESTED_AT]);
-	ts->attnum[REQ_KIND] = request_column(rel, "kind", false, is_label_type,
-										  "refund_rules.refund_kind (or another enum), text or character varying",
-										  &ts->atttype[REQ_KIND]);
-	ts->attnum[REQ_REQUESTED_BY_ROLE] = request_column(rel, "requested_by_role", true,
-													   is_label_type, "text, character varying or an enum",
-													   &ts->atttype[REQ_REQUESTED_BY_ROLE]);
-
+	request_column(ts, rel, REQ_REQUESTED_AT, true, is_timestamptz_type,
+				   "timestamp with time zone");
+	request_column(ts, rel, REQ_KIND, false, is_label_type,
+				   "refund_rules.refund_kind (or another enum), text or character varying");
+	request_column(ts, rel, REQ_REQUESTED_BY_ROLE, !ts->session_requester, is_label_type,
+				   "text, character varying or an enum");
 	ts->purchases_owner = relation_owner(purchases);
 
-	/* ONLY for a plain table, as foreign keys do; a partitioned one has no rows of its own. */
-	ts->query = psprintf("SELECT p.* FROM %s%s p WHERE p.%s %s $1 FOR SHARE OF p",
-						 relkind == RELKIND_RELATION ? "ONLY " : "",
-						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(purchases)),
-													get_rel_name(purchases)),
-						 quote_identifier(ts->key_column), eqname);
+	/*
+	 * The query: the policy columns the table has, by name; ONLY for a
+	 * plain table, as foreign keys do (a partitioned one has no rows of its
+	 * own).  A column the table lacks is reported when a refund needs it.
+	 */
+	initStringInfo(&query);
+	appendStringInfoString(&query, "SELECT ");
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		AttrNumber	attnum = get_attnum(purchases, field_names[f]);
+
+		ts->field_attnum[f] = (attnum > 0) ? attnum : InvalidAttrNumber;
+		if (ts->field_attnum[f] != InvalidAttrNumber)
+			appendStringInfo(&query, "%st.%s", query.len > 7 ? ", " : "",
+							 quote_identifier(field_names[f]));
+	}
+	if (query.len == 7)
+		appendStringInfoString(&query, "NULL");
+	initStringInfo(&keylist);
+	for (i = 0; i < ts->nkeys; i++)
+	{
+		names[i] = (const char *) list_nth(keycols, i);
+		appendStringInfo(&keylist, "%s%s", i ? ", " : "", names[i]);
+	}
+	ts->key_names = keylist.data;
+	appendStringInfo(&query, " FROM %s%s t WHERE %s FOR SHARE OF t",
+					 get_rel_relkind(purchases) == RELKIND_RELATION ? "ONLY " : "",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(purchases)),
+												get_rel_name(purchases)),
+					 key_condition(ts->nkeys, ts->keys, names));
+	ts->query = typed_query(query.data, ts->nkeys, ts->keys);
 	MemoryContextSwitchTo(old);
-
-	/* The prepared plan is kept while the query stays the same. */
-	if (ts->plan != NULL &&
-		(strcmp(ts->plan_query, ts->query) != 0 || ts->plan_argtype != ts->key_type))
-	{
-		SPI_freeplan(ts->plan);
-		pfree(ts->plan_query);
-		ts->plan = NULL;
-	}
-
-	ts->generation = generation;
-	return ts;
+	ts->kept.generation = generation;
 }
 
-static SPIPlanPtr
-trigger_plan(TriggerState *ts)
-{
-	if (ts->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(ts->query, 1, &ts->key_type);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		ts->plan_query = MemoryContextStrdup(TopMemoryContext, ts->query);
-		ts->plan_argtype = ts->key_type;
-		ts->plan = plan;
-	}
-	return ts->plan;
-}
-
-/* The purchase key as text, for messages. */
-static char *
-key_text(Oid type, Datum value)
-{
-	Oid			output;
-	bool		isvarlena;
-
-	getTypeOutputInfo(type, &output, &isvarlena);
-	return OidOutputFunctionCall(output, value);
-}
-
-/* On UPDATE, whether any column the check read has changed. */
+/* On UPDATE, whether any column the check reads has changed. */
 static bool
-checked_columns_changed(const TriggerState *ts, TupleDesc tupdesc, HeapTuple oldtup,
-						HeapTuple newtup)
+request_changed(const RequestTriggerState *ts, TupleDesc tupdesc, HeapTuple oldtup,
+				HeapTuple newtup)
 {
 	int			c;
 
-	for (c = 0; c < NUM_REQUEST_COLUMNS; c++)
-	{
-		Form_pg_attribute att;
-		bool		oldnull,
-					newnull;
-		Datum		oldval,
-					newval;
-
-		if (ts->attnum[c] == InvalidAttrNumber)
-			continue;
-		att = TupleDescAttr(tupdesc, ts->attnum[c] - 1);
-		oldval = heap_getattr(oldtup, ts->attnum[c], tupdesc, &oldnull);
-		newval = heap_getattr(newtup, ts->attnum[c], tupdesc, &newnull);
-		if (oldnull != newnull ||
-			(!oldnull && !datumIsEqual(oldval, newval, att->attbyval, att->attlen)))
+	for (c = 0; c < ts->nkeys; c++)
+		if (column_changed(tupdesc, ts->keys[c].given, oldtup, newtup))
 			return true;
-	}
+	for (c = 0; c < NUM_REQUEST_COLUMNS; c++)
+		if (ts->attnum[c] != InvalidAttrNumber &&
+			column_changed(tupdesc, ts->attnum[c], oldtup, newtup))
+			return true;
 	return false;
 }
 
 /*
+ * The requester's reasons; *role is the authorized role the decision used
+ * (an index of authorized_roles), or -1.
+ */
+static uint32
+requester_reasons(const RequestTriggerState *ts, const Datum *value, const bool *isnull, int *role)
+{
+	int			r;
+
+	*role = -1;
+	if (ts->session_requester)
+	{
+		/* the current user's membership decides; nothing the row says */
+		for (r = 0; r < NUM_AUTHORIZED && *role < 0; r++)
+			if (OidIsValid(ts->role[r]) && is_member_of_role(GetUserId(), ts->role[r]))
+				*role = r;
+	}
+	else
+	{
+		char	   *label;
+
+		if (isnull[REQ_REQUESTED_BY_ROLE])
+			return REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE);
+		label = label_value(value[REQ_REQUESTED_BY_ROLE], ts->atttype[REQ_REQUESTED_BY_ROLE]);
+		for (r = 0; r < NUM_AUTHORIZED && *role < 0; r++)
+			if (strcmp(label, authorized_roles[r]) == 0)
+				*role = r;
+	}
+	return (*role < 0) ? REASON_BIT(REASON_REQUESTER_NOT_AUTHORIZED) : 0;
+}
+
+/*
+ * The refund kind a request asks for; *known is false when the column is
+ * NULL.  A label other than the two is bad data.
+ */
+static RefundKind
+request_kind(const RequestTriggerState *ts, const Datum *value, const bool *isnull, bool *known)
+{
+	char	   *label;
+
+	*known = true;
+	if (ts->attnum[REQ_KIND] == InvalidAttrNumber)
+		return KIND_PURCHASE;
+	*known = !isnull[REQ_KIND];
+	if (!*known)
+		return KIND_PURCHASE;
+	label = label_value(value[REQ_KIND], ts->atttype[REQ_KIND]);
+	if (strcmp(label, kind_labels[KIND_TAX]) == 0)
+		return KIND_TAX;
+	if (strcmp(label, kind_labels[KIND_PURCHASE]) != 0)
+		report_invalid_kind(label);
+	return KIND_PURCHASE;
+}
+
+/* Fetch and lock the purchase; false when there is none. */
+static bool
+fetch_purchase(RequestTriggerState *ts, Datum *params, const char *key, RefundKind kind,
+			   Purchase *p)
+{
+	Oid			argtypes[INDEX_MAX_KEYS];
+	TupleDesc	result;
+	int			i;
+
+	for (i = 0; i < ts->nkeys; i++)
+		argtypes[i] = ts->keys[i].param_type;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* two rows are asked for, to tell a key that is not unique */
+	run_lookup(kept_plan(&ts->kept, ts->query, ts->nkeys, argtypes), params,
+			   ts->purchases_owner, 2, false);
+	if (SPI_processed > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CARDINALITY_VIOLATION),
+				 errmsg("purchase \"%s\" is not unique", key),
+				 errdetail("Key (%s)=(%s) matches more than one row of purchases table \"%s\".",
+						   ts->key_names, key, ts->purchases_name),
+				 errhint("Make the key of the purchases table unique.")));
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return false;
+	}
+
+	/* the result's own descriptor, checked column by column */
+	result = SPI_tuptable->tupdesc;
+	if (!reader_fits(&ts->reader, result))
+		reader_init_row(&ts->reader, &ts->ext, result, RECORDOID, -1,
+						psprintf("purchases table \"%s\"", ts->purchases_name), ts->kept.mcxt);
+	reader_require(&ts->reader, fields_for_kind(kind));
+	read_purchase_tuple(&ts->reader, &ts->ext, SPI_tuptable->vals[0], fields_for_kind(kind), p);
+	SPI_finish();
+	return true;
+}
+
+/*
  * enforce_refund_policy() is a BEFORE INSERT OR UPDATE row trigger for a
- * table of refund requests.  Arguments: the purchases table, the column
- * of the request that references it, the purchases' key column (default
- * id).  It returns the new row, or raises when the refund is not allowed.
+ * table of refund requests.  Arguments: the purchases table, the column(s)
+ * of the request that reference it, the purchases' key column(s) (default
+ * id), then options: requester=column|session, mpn_partner_admin_role=ROLE,
+ * account_admin_role=ROLE, max_lag=INTERVAL.  It returns the new row (with
+ * the role the decision used, when the session is the requester), or
+ * raises when the refund is not allowed.
  */
 PG_FUNCTION_INFO_V1(enforce_refund_policy);
 Datum
 enforce_refund_policy(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	TriggerState *ts;
-	TupleDesc	tupdesc;
-	HeapTuple	newtup;
+	TriggerData *td = trigger_data(fcinfo, "enforce_refund_policy()", true);
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
+	HeapTuple	newtup = is_update ? td->tg_newtuple : td->tg_trigtuple;
+	RequestTriggerState *ts;
+	bool		stale;
 	Datum		value[NUM_REQUEST_COLUMNS];
 	bool		isnull[NUM_REQUEST_COLUMNS];
-	Datum		keyval;
-	Oid			save_userid;
-	int			save_sec_context;
-	bool		kind_known = true;
-	RefundKind	kind = KIND_PURCHASE;
+	Datum		given[INDEX_MAX_KEYS];
+	Oid			given_types[INDEX_MAX_KEYS];
+	Datum		params[INDEX_MAX_KEYS];
+	bool		kind_known;
+	RefundKind	kind;
+	TimestampTz moment = 0;
+	bool		backdated = false;
+	int			role;
 	char	   *key;
 	Purchase	p;
-	uint32		reasons = 0;
+	Refusal		f;
 	int			c;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("enforce_refund_policy() was not called by the trigger manager")));
-	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("enforce_refund_policy() must be fired for each row"),
-				 errhint("Create the trigger with FOR EACH ROW.")));
-	if (!TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("enforce_refund_policy() must be fired BEFORE INSERT OR UPDATE"),
-				 errhint("Create the trigger as BEFORE INSERT OR UPDATE ... FOR EACH ROW.")));
+	ts = (RequestTriggerState *) kept_state(kept_states(&request_trigger_states,
+														"refund_rules request triggers",
+														sizeof(RequestTriggerState)),
+											sizeof(RequestTriggerState), td, &stale);
+	if (stale)
+		request_trigger_setup(fcinfo, td, ts);
 
-	ts = trigger_state(fcinfo, td);
-	tupdesc = RelationGetDescr(td->tg_relation);
-	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
-
-	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) &&
-		!checked_columns_changed(ts, tupdesc, td->tg_trigtuple, newtup))
+	if (is_update && !request_changed(ts, tupdesc, td->tg_trigtuple, newtup))
 		return PointerGetDatum(newtup);
 
 	for (c = 0; c < NUM_REQUEST_COLUMNS; c++)
@@ -1677,92 +2536,373 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 		if (ts->attnum[c] != InvalidAttrNumber)
 			value[c] = heap_getattr(newtup, ts->attnum[c], tupdesc, &isnull[c]);
 	}
+	kind = request_kind(ts, value, isnull, &kind_known);
 
-	if (isnull[REQ_REFERENCE])
+	/* The key, converted as the user who writes the request. */
+	c = read_key(ts->nkeys, ts->keys, newtup, tupdesc, given, given_types, params);
+	if (c >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("refund request does not name a purchase"),
-				 errdetail("Column \"%s\" is NULL.", td->tg_trigger->tgargs[1]),
+				 errdetail("Column \"%s\" is NULL.",
+						   NameStr(TupleDescAttr(tupdesc, ts->keys[c].given - 1)->attname)),
 				 errtable(td->tg_relation)));
-	key = key_text(ts->atttype[REQ_REFERENCE], value[REQ_REFERENCE]);
 
-	if (ts->attnum[REQ_KIND] != InvalidAttrNumber)
-	{
-		kind_known = !isnull[REQ_KIND];
-		if (kind_known)
-		{
-			char	   *label = label_value(value[REQ_KIND], ts->atttype[REQ_KIND]);
+	/* The moment is the database's: never earlier than this statement. */
+	if (!isnull[REQ_REQUESTED_AT])
+		moment = judged_moment(DatumGetTimestampTz(value[REQ_REQUESTED_AT]),
+							   !is_update || column_changed(tupdesc, ts->attnum[REQ_REQUESTED_AT],
+															td->tg_trigtuple, newtup),
+							   ts->max_lag, &backdated);
 
-			if (strcmp(label, "tax") == 0)
-				kind = KIND_TAX;
-			else if (strcmp(label, "purchase") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid refund kind \"%s\"", label),
-						 errdetail("Column \"kind\" must hold \"purchase\" or \"tax\".")));
-		}
-	}
-
-	/*
-	 * Fetch and lock the purchase as its table's owner, as foreign keys do.
-	 * The key is converted first, as the inserting user.  Two rows are asked
-	 * for, to tell a key that is not unique.
-	 */
-	keyval = key_value(ts, value[REQ_REFERENCE]);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(ts->purchases_owner,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
-	if (SPI_execute_plan(trigger_plan(ts), &keyval, NULL, false, 2) != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed");
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-
-	if (SPI_processed > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_CARDINALITY_VIOLATION),
-				 errmsg("purchase \"%s\" is not unique", key),
-				 errdetail("Key (%s)=(%s) matches more than one row of purchases table \"%s\".",
-						   ts->key_column, key, ts->purchases_name),
-				 errhint("Make the key column of the purchases table unique.")));
-	if (SPI_processed == 0)
+	key = key_text(ts->nkeys, given, given_types);
+	if (!fetch_purchase(ts, params, key, kind, &p))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("purchase \"%s\" does not exist", key),
 				 errdetail("Key (%s)=(%s) is not present in purchases table \"%s\".",
-						   ts->key_column, key, ts->purchases_name),
+						   ts->key_names, key, ts->purchases_name),
 				 errtable(td->tg_relation)));
 
-	if (!reader_fits(&ts->reader, SPI_tuptable->tupdesc))
-		reader_init_row(&ts->reader, &ts->ext, SPI_tuptable->tupdesc, RECORDOID, -1,
-						psprintf("purchases table \"%s\"", ts->purchases_name),
-						ts->mcxt);
-	reader_require(&ts->reader, fields_for_kind(kind));
-	read_purchase_tuple(&ts->reader, &ts->ext, SPI_tuptable->vals[0],
-						fields_for_kind(kind), &p);
-	SPI_finish();
-
+	memset(&f, 0, sizeof(f));
 	if (!kind_known)
-		reasons = REASON_BIT(REASON_MISSING_KIND);
+		f.reasons = REASON_BIT(REASON_MISSING_KIND);
 	else
-		reasons = refund_reasons(&p, isnull[REQ_REQUESTED_AT] ? 0
-								 : DatumGetTimestampTz(value[REQ_REQUESTED_AT]),
-								 !isnull[REQ_REQUESTED_AT], kind);
+		f.reasons = refund_reasons(&p, moment, !isnull[REQ_REQUESTED_AT], kind);
+	if (backdated)
+		f.reasons |= REASON_BIT(REASON_BACKDATED_REQUEST);
+	f.reasons |= requester_reasons(ts, value, isnull, &role);
 
-	if (isnull[REQ_REQUESTED_BY_ROLE])
-		reasons |= REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE);
-	else
+	if (f.reasons)
 	{
-		char	   *role = label_value(value[REQ_REQUESTED_BY_ROLE],
-									   ts->atttype[REQ_REQUESTED_BY_ROLE]);
-
-		if (strcmp(role, authorized_roles[0]) != 0 && strcmp(role, authorized_roles[1]) != 0)
-			reasons |= REASON_BIT(REASON_REQUESTER_NOT_AUTHORIZED);
+		f.kind_known = kind_known;
+		f.kind = kind;
+		f.p = &p;
+		f.purchase_shown = columns_readable(ts->purchases, NUM_FIELDS, ts->field_attnum);
+		f.purchases_name = ts->purchases_name;
+		f.purchase_key = key;
+		f.moment_column = request_column_names[REQ_REQUESTED_AT];
+		f.lag = ts->max_lag;
+		f.schema_name = get_namespace_name(RelationGetNamespace(td->tg_relation));
+		f.table_name = RelationGetRelationName(td->tg_relation);
+		report_refused(&f);
 	}
 
-	if (reasons)
-		report_refused(reasons, kind_known, kind, &p, key, td->tg_relation);
+	/* With the session as the requester, the row records the role used. */
+	if (ts->session_requester && ts->attnum[REQ_REQUESTED_BY_ROLE] != InvalidAttrNumber)
+	{
+		Oid			input;
+		Oid			ioparam;
+		int			attnum = ts->attnum[REQ_REQUESTED_BY_ROLE];
+		Datum		label;
+		bool		label_null = false;
+
+		getTypeInputInfo(ts->atttype[REQ_REQUESTED_BY_ROLE], &input, &ioparam);
+		label = OidInputFunctionCall(input, (char *) authorized_roles[role], ioparam,
+									 ts->atttypmod[REQ_REQUESTED_BY_ROLE]);
+		newtup = heap_modify_tuple_by_cols(newtup, tupdesc, 1, &attnum, &label, &label_null);
+	}
+	return PointerGetDatum(newtup);
+}
+
+/* ---- the purchases' companions ---- */
+
+/*
+ * The table a companion trigger names, locked and bound by identity: the
+ * table it was first used with (recorded as a dependency), so a table that
+ * takes the name over later is refused, not read.
+ */
+static Oid
+bound_named_table(const Trigger *tg, Relation rel, int argno, const char *what)
+{
+	char	   *named;
+	Oid			relid = locked_table(tg, argno, home_namespace(rel), RowShareLock, &named);
+	Oid			bound;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s \"%s\" of trigger \"%s\" does not exist", what, named, tg->tgname),
+				 errhint("An unqualified name is looked up in the schema of the table the trigger is on.")));
+	require_table(tg, relid, what);
+	bound = bound_table(tg->tgoid, RelationGetRelid(rel));
+	if (OidIsValid(bound) && bound != relid)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" names %s \"%s\", but is bound to table \"%s\"",
+						tg->tgname, what, named, qualified_name(bound)),
+				 errdetail("The trigger was first used with \"%s\"; that table was renamed or another table took its name since.",
+						   qualified_name(bound)),
+				 errhint("Recreate the trigger naming the table it should read.")));
+	if (!OidIsValid(bound))
+	{
+		ObjectAddress trigger;
+		ObjectAddress table;
+
+		ObjectAddressSet(trigger, TriggerRelationId, tg->tgoid);
+		ObjectAddressSet(table, RelationRelationId, relid);
+		recordDependencyOn(&trigger, &table, DEPENDENCY_NORMAL);
+	}
+	return relid;
+}
+
+typedef struct ProtectTriggerState
+{
+	KeptState	kept;			/* first: the hash entry's header */
+	Oid			requests;		/* = kept.locked */
+	Oid			requests_owner;
+	int			nkeys;
+	KeyColumn	keys[INDEX_MAX_KEYS];	/* given: the purchase's key */
+	AttrNumber	field_attnum[NUM_FIELDS];	/* the purchase's policy columns */
+	char	   *query;
+} ProtectTriggerState;
+
+static HTAB *protect_trigger_states = NULL;
+
+static void
+protect_trigger_setup(TriggerData *td, ProtectTriggerState *ts)
+{
+	Trigger    *tg = td->tg_trigger;
+	Relation	rel = td->tg_relation;
+	uint64		generation;
+	MemoryContext old;
+	List	   *keycols;
+	List	   *refcols;
+	const char *names[INDEX_MAX_KEYS];
+	int			f,
+				i;
+
+	if (tg->tgnargs < 2 || tg->tgnargs > 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg_plural("trigger \"%s\" passes %d argument to protect_refunded_purchase()",
+							   "trigger \"%s\" passes %d arguments to protect_refunded_purchase()",
+							   tg->tgnargs, tg->tgname, tg->tgnargs),
+				 errhint("Pass the refund request table, its column(s) that reference the purchase, and optionally the key column(s) of the purchases (default id).")));
+
+	old = MemoryContextSwitchTo(ts->kept.mcxt);
+	ts->kept.relid = RelationGetRelid(rel);
+	ts->requests = ts->kept.locked = bound_named_table(tg, rel, 0, "refund request table");
+	generation = trigger_generation;
+	ts->requests_owner = relation_owner(ts->requests);
+
+	/* as for a foreign key: the purchases' owner may read the requests */
+	if (pg_class_aclcheck(ts->requests, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(ts->requests)),
+				 errdetail("The owner of purchases table \"%s\" needs SELECT on refund request table \"%s\".",
+						   RelationGetRelationName(rel), qualified_name(ts->requests))));
+
+	refcols = column_list(tg, 1, ts->requests, "the reference columns");
+	keycols = (tg->tgnargs == 3) ? column_list(tg, 2, RelationGetRelid(rel), "the key columns")
+		: list_make1("id");
+	ts->nkeys = setup_keys(tg, rel, keycols, "key column", ts->requests, refcols,
+						   "reference column", ts->keys,
+						   psprintf("purchases table \"%s\", refund request table \"%s\"",
+									RelationGetRelationName(rel), qualified_name(ts->requests)));
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		Form_pg_attribute att = table_column(RelationGetDescr(rel), field_names[f]);
+
+		ts->field_attnum[f] = att ? att->attnum : InvalidAttrNumber;
+	}
+	for (i = 0; i < ts->nkeys; i++)
+		names[i] = (const char *) list_nth(refcols, i);
+	ts->query = typed_query(psprintf("SELECT 1 FROM %s%s t WHERE %s LIMIT 1",
+									 get_rel_relkind(ts->requests) == RELKIND_RELATION ? "ONLY " : "",
+									 quote_qualified_identifier(get_namespace_name(get_rel_namespace(ts->requests)),
+																get_rel_name(ts->requests)),
+									 key_condition(ts->nkeys, ts->keys, names)),
+							ts->nkeys, ts->keys);
+	MemoryContextSwitchTo(old);
+	ts->kept.generation = generation;
+}
+
+/*
+ * protect_refunded_purchase() is a BEFORE UPDATE row trigger for the
+ * purchases table, the companion of enforce_refund_policy().  Arguments:
+ * the refund request table, its column(s) that reference the purchase, the
+ * purchases' key column(s) (default id).  Once a refund request of a
+ * purchase is accepted, the purchase's policy columns (benefits activated,
+ * keys viewed, ...) and its key cannot change: it raises check_violation.
+ */
+PG_FUNCTION_INFO_V1(protect_refunded_purchase);
+Datum
+protect_refunded_purchase(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = trigger_data(fcinfo, "protect_refunded_purchase()", false);
+	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
+	HeapTuple	oldtup = td->tg_trigtuple;
+	HeapTuple	newtup = td->tg_newtuple;
+	ProtectTriggerState *ts;
+	bool		stale;
+	const char *changed = NULL;
+	Datum		given[INDEX_MAX_KEYS];
+	Oid			given_types[INDEX_MAX_KEYS];
+	Datum		params[INDEX_MAX_KEYS];
+	Oid			argtypes[INDEX_MAX_KEYS];
+	bool		requested;
+	int			f,
+				i;
+
+	ts = (ProtectTriggerState *) kept_state(kept_states(&protect_trigger_states,
+														"refund_rules purchase triggers",
+														sizeof(ProtectTriggerState)),
+											sizeof(ProtectTriggerState), td, &stale);
+	if (stale)
+		protect_trigger_setup(td, ts);
+
+	for (f = 0; f < NUM_FIELDS && !changed; f++)
+		if (ts->field_attnum[f] != InvalidAttrNumber &&
+			column_changed(tupdesc, ts->field_attnum[f], oldtup, newtup))
+			changed = field_names[f];
+	for (i = 0; i < ts->nkeys && !changed; i++)
+		if (column_changed(tupdesc, ts->keys[i].given, oldtup, newtup))
+			changed = NameStr(TupleDescAttr(tupdesc, ts->keys[i].given - 1)->attname);
+	if (!changed || read_key(ts->nkeys, ts->keys, oldtup, tupdesc, given, given_types, params) >= 0)
+		return PointerGetDatum(newtup);
+
+	/* Requests committed since this transaction's snapshot count too. */
+	for (i = 0; i < ts->nkeys; i++)
+		argtypes[i] = ts->keys[i].param_type;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	run_lookup(kept_plan(&ts->kept, ts->query, ts->nkeys, argtypes), params,
+			   ts->requests_owner, 1, true);
+	requested = (SPI_processed > 0);
+	SPI_finish();
+
+	if (requested)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("purchase \"%s\" has an accepted refund request",
+						key_text(ts->nkeys, given, given_types)),
+				 errdetail("Column \"%s\" cannot change once a refund of the purchase is accepted.",
+						   changed),
+				 errhint("A refund request in table \"%s\" names this purchase.",
+						 qualified_name(ts->requests)),
+				 errtable(td->tg_relation)));
+	return PointerGetDatum(newtup);
+}
+
+/* What enforce_refund_moment() works out once per statement. */
+typedef struct MomentGuard
+{
+	AttrNumber	attnum;			/* the moment's column */
+	const char *column;
+	RefundKind	kind;
+	int64		max_lag;
+	bool		purchase_shown;
+	ExtensionTypes ext;
+	PurchaseReader reader;		/* the table's own row */
+} MomentGuard;
+
+#define MOMENT_OPTIONS "kind=purchase, kind=tax and max_lag=INTERVAL"
+
+static MomentGuard *
+moment_guard(FunctionCallInfo fcinfo, TriggerData *td)
+{
+	MomentGuard *g = (MomentGuard *) fcinfo->flinfo->fn_extra;
+	Trigger    *tg = td->tg_trigger;
+	Relation	rel = td->tg_relation;
+	MemoryContext old;
+	Form_pg_attribute att;
+	int			first = 0;
+	int			i;
+
+	/* The table is locked by the statement: its layout holds until the end. */
+	if (g != NULL)
+		return g;
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	g = palloc0(sizeof(MomentGuard));
+	g->column = "refunded_at";
+	if (tg->tgnargs > 0 && strchr(tg->tgargs[0], '=') == NULL)
+		g->column = tg->tgargs[first++];
+	g->kind = KIND_PURCHASE;
+	for (i = first; i < tg->tgnargs; i++)
+	{
+		const char *v;
+
+		if ((v = option_value(tg->tgargs[i], "max_lag")) != NULL)
+			g->max_lag = parse_lag(tg, v);
+		else if ((v = option_value(tg->tgargs[i], "kind")) != NULL &&
+				 (strcmp(v, kind_labels[KIND_PURCHASE]) == 0 || strcmp(v, kind_labels[KIND_TAX]) == 0))
+			g->kind = (strcmp(v, kind_labels[KIND_TAX]) == 0) ? KIND_TAX : KIND_PURCHASE;
+		else
+			report_unknown_option(tg, tg->tgargs[i], MOMENT_OPTIONS);
+	}
+	att = table_column(RelationGetDescr(rel), g->column);
+	if (att == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), g->column),
+				 errhint("The first argument of enforce_refund_moment() names the column of the refund's moment (default refunded_at).")));
+	if (getBaseType(att->atttypid) != TIMESTAMPTZOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of table \"%s\" is of type %s",
+						g->column, RelationGetRelationName(rel), format_type_be(att->atttypid)),
+				 errdetail("Column \"%s\" must be of type timestamp with time zone.", g->column)));
+	g->attnum = att->attnum;
+	lookup_extension_types(&g->ext, get_func_namespace(fcinfo->flinfo->fn_oid));
+	reader_init_row(&g->reader, &g->ext, RelationGetDescr(rel), RelationGetForm(rel)->reltype, -1,
+					psprintf("table \"%s\"", RelationGetRelationName(rel)), fcinfo->flinfo->fn_mcxt);
+	reader_require(&g->reader, fields_for_kind(g->kind));
+	g->purchase_shown = columns_readable(RelationGetRelid(rel), NUM_FIELDS, g->reader.attnum);
+	MemoryContextSwitchTo(old);
+	fcinfo->flinfo->fn_extra = g;
+	return g;
+}
+
+/*
+ * enforce_refund_moment() is a BEFORE INSERT OR UPDATE row trigger for a
+ * purchases table whose CHECK constraint calls check_refund() on a moment
+ * column.  Arguments: the column (default refunded_at), then options
+ * kind=purchase|tax and max_lag=INTERVAL.  A moment the statement writes
+ * is judged at the later of it and the statement's start, and one earlier
+ * than the transaction's start is refused (backdated_request).
+ */
+PG_FUNCTION_INFO_V1(enforce_refund_moment);
+Datum
+enforce_refund_moment(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = trigger_data(fcinfo, "enforce_refund_moment()", true);
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
+	HeapTuple	newtup = is_update ? td->tg_newtuple : td->tg_trigtuple;
+	MomentGuard *g = moment_guard(fcinfo, td);
+	bool		isnull;
+	Datum		written = heap_getattr(newtup, g->attnum, tupdesc, &isnull);
+	bool		backdated;
+	TimestampTz moment;
+	Purchase	p;
+	Refusal		f;
+
+	/* Only a moment this statement writes; the CHECK judges the rest. */
+	if (isnull || (is_update && !column_changed(tupdesc, g->attnum, td->tg_trigtuple, newtup)))
+		return PointerGetDatum(newtup);
+
+	moment = judged_moment(DatumGetTimestampTz(written), true, g->max_lag, &backdated);
+	read_purchase_tuple(&g->reader, &g->ext, newtup, fields_for_kind(g->kind), &p);
+	memset(&f, 0, sizeof(f));
+	f.reasons = refund_reasons(&p, moment, true, g->kind);
+	if (backdated)
+		f.reasons |= REASON_BIT(REASON_BACKDATED_REQUEST);
+	if (f.reasons)
+	{
+		f.kind_known = true;
+		f.kind = g->kind;
+		f.p = &p;
+		f.purchase_shown = g->purchase_shown;
+		f.purchases_name = psprintf("%s.%s", get_namespace_name(RelationGetNamespace(td->tg_relation)),
+									RelationGetRelationName(td->tg_relation));
+		f.moment_column = g->column;
+		f.lag = g->max_lag;
+		f.schema_name = get_namespace_name(RelationGetNamespace(td->tg_relation));
+		f.table_name = RelationGetRelationName(td->tg_relation);
+		report_refused(&f);
+	}
 	return PointerGetDatum(newtup);
 }
 

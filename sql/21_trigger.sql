@@ -91,16 +91,16 @@ CREATE TABLE purchases (
 INSERT INTO purchases
 SELECT row_number() OVER (ORDER BY o, t, b, k, u, te), o, t, b, k, u, te
 FROM unnest(ARRAY['action_pack', 'silver', 'gold', NULL]::refund_rules.mpn_offer[]) o,
-     unnest(ARRAY['2026-11-20 09:00:00+00', NULL]::timestamptz[]) t,
+     unnest(ARRAY['2038-11-20 09:00:00+00', NULL]::timestamptz[]) t,
      unnest(ARRAY[false, true, NULL]) b,
      unnest(ARRAY[false, true, NULL]) k,
      unnest(ARRAY[false, true, NULL]) u,
      unnest(ARRAY[true, false, NULL]) te;
 CREATE TABLE moments (m integer, as_of timestamptz);
 INSERT INTO moments VALUES
-  (0, '2026-11-20 08:59:59.999999+00'), (1, '2026-11-20 09:00:00+00'),
-  (2, '2026-12-20 09:00:00+00'), (3, '2026-12-20 09:00:00.000001+00'),
-  (4, '2027-11-20 09:00:00+00'), (5, '2027-11-20 09:00:00.000001+00'), (6, NULL);
+  (0, '2038-11-20 08:59:59.999999+00'), (1, '2038-11-20 09:00:00+00'),
+  (2, '2038-12-20 09:00:00+00'), (3, '2038-12-20 09:00:00.000001+00'),
+  (4, '2039-11-20 09:00:00+00'), (5, '2039-11-20 09:00:00.000001+00'), (6, NULL);
 CREATE TABLE kinds (n integer, kind refund_rules.refund_kind);
 INSERT INTO kinds VALUES (0, 'purchase'), (1, 'tax'), (2, NULL);
 CREATE TABLE roles (n integer, role text);
@@ -181,80 +181,80 @@ TRUNCATE refund_requests;
 -- 2. The errors as a user sees them
 ------------------------------------------------------------------------
 INSERT INTO purchases VALUES
-  (1001, 'gold', '2026-11-20 09:00+00', false, false, false, true),
-  (1002, 'silver', '2026-10-26 11:59:59+00', true, true, true, false),
-  (1003, 'silver', '2026-11-20 00:00+00', false, false, true, NULL),
-  (1004, 'action_pack', '2026-11-01 00:00+00', false, NULL, false, false),
-  (1005, 'gold', '2024-02-29 12:00+00', true, true, false, true);
+  (1001, 'gold', '2038-11-20 09:00+00', false, false, false, true),
+  (1002, 'silver', '2038-10-26 11:59:59+00', true, true, true, false),
+  (1003, 'silver', '2038-11-20 00:00+00', false, false, true, NULL),
+  (1004, 'action_pack', '2038-11-01 00:00+00', false, NULL, false, false),
+  (1005, 'gold', '2036-02-29 12:00+00', true, true, false, true);
 -- The two roles of the policy may request; a refund in the window is accepted.
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role) VALUES
-  (1001, '2026-11-25 12:00+00', 'purchase', 'mpn_partner_admin'),
-  (1001, '2026-11-25 12:00+00', 'purchase', 'account_admin'),
-  (1001, '2027-11-20 09:00+00', 'tax', 'account_admin'),
-  (1005, '2025-02-28 12:00+00', 'tax', 'mpn_partner_admin');
+  (1001, '2038-11-25 12:00+00', 'purchase', 'mpn_partner_admin'),
+  (1001, '2038-11-25 12:00+00', 'purchase', 'account_admin'),
+  (1001, '2039-11-20 09:00+00', 'tax', 'account_admin'),
+  (1005, '2037-02-28 12:00+00', 'tax', 'mpn_partner_admin');
 -- Any other role, spelled however closely, is not authorized.
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2026-11-25 12:00+00', 'purchase', 'billing_admin');
+VALUES (1001, '2038-11-25 12:00+00', 'purchase', 'billing_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2026-11-25 12:00+00', 'purchase', 'Account_Admin');
+VALUES (1001, '2038-11-25 12:00+00', 'purchase', 'Account_Admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2026-11-25 12:00+00', 'purchase', 'account_admin ');
+VALUES (1001, '2038-11-25 12:00+00', 'purchase', 'account_admin ');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2026-11-25 12:00+00', 'purchase', '');
+VALUES (1001, '2038-11-25 12:00+00', 'purchase', '');
 \echo SQLSTATE :SQLSTATE
 -- Every reason of a purchase refund at once, and the requester's.
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1002, '2026-11-25 12:00+00', 'purchase', 'partner');
+VALUES (1002, '2038-11-25 12:00+00', 'purchase', 'partner');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1003, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+VALUES (1003, '2038-11-25 12:00+00', 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- Tax refunds: the other window and tax_exempt.
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1005, '2025-02-28 12:00:00.000001+00', 'tax', 'account_admin');
+VALUES (1005, '2037-02-28 12:00:00.000001+00', 'tax', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1002, '2026-11-25 12:00+00', 'tax', 'account_admin');
+VALUES (1002, '2038-11-25 12:00+00', 'tax', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2026-11-20 08:59:59+00', 'tax', 'account_admin');
+VALUES (1001, '2038-11-20 08:59:59+00', 'tax', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- NULLs fail closed: a field of the purchase, requested_at, kind, the role.
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1004, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+VALUES (1004, '2038-11-25 12:00+00', 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1003, '2026-11-25 12:00+00', 'tax', 'account_admin');
+VALUES (1003, '2038-11-25 12:00+00', 'tax', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
 VALUES (1001, NULL, 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2026-11-25 12:00+00', NULL, 'account_admin');
+VALUES (1001, '2038-11-25 12:00+00', NULL, 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2026-11-25 12:00+00', 'purchase', NULL);
+VALUES (1001, '2038-11-25 12:00+00', 'purchase', NULL);
 \echo SQLSTATE :SQLSTATE
 -- A request that names no purchase, or one that does not exist: 23503.
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (NULL, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+VALUES (NULL, '2038-11-25 12:00+00', 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (999999, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+VALUES (999999, '2038-11-25 12:00+00', 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- One refused row stops the whole statement.
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role) VALUES
-  (1001, '2026-11-26 12:00+00', 'purchase', 'account_admin'),
-  (1002, '2026-11-26 12:00+00', 'purchase', 'account_admin');
+  (1001, '2038-11-26 12:00+00', 'purchase', 'account_admin'),
+  (1002, '2038-11-26 12:00+00', 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- The HINT is in UTC whatever the session's TimeZone and DateStyle.
 SET TimeZone = 'America/St_Johns';
 SET DateStyle = 'German';
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1003, '2026-11-25 12:00+00', 'purchase', 'account_admin');
+VALUES (1003, '2038-11-25 12:00+00', 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
@@ -294,7 +294,7 @@ UPDATE refund_requests SET purchase_id = NULL
 WHERE purchase_id = 1005;
 \echo SQLSTATE :SQLSTATE
 -- A re-check that passes: a tax request moved to another tax-exempt moment.
-UPDATE refund_requests SET requested_at = '2027-01-01 00:00+00'
+UPDATE refund_requests SET requested_at = '2039-01-01 00:00+00'
 WHERE purchase_id = 1001 AND kind = 'tax';
 SELECT purchase_id, requested_at, kind, requested_by_role, note FROM refund_requests ORDER BY id;
 UPDATE purchases SET benefits_activated = false WHERE id = 1001;
@@ -330,7 +330,7 @@ FROM results s
 CROSS JOIN LATERAL try_purchase_request(s.id, s.as_of, s.role) r
 WHERE s.kind = 'purchase';
 SELECT count(*) AS rows_stored FROM purchase_refund_requests;
-INSERT INTO purchase_refund_requests VALUES (1002, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO purchase_refund_requests VALUES (1002, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 
 -- kind as text and the role as an enum; a label that is not a kind is bad
@@ -346,27 +346,29 @@ CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON text_kind_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 INSERT INTO text_kind_requests VALUES
-  (1001, '2026-11-25 12:00+00', 'purchase', 'account_admin'),
-  (1001, '2026-11-25 12:00+00', 'tax', 'mpn_partner_admin');
-INSERT INTO text_kind_requests VALUES (1002, '2026-11-25 12:00+00', 'tax', 'account_admin');
+  (1001, '2038-11-25 12:00+00', 'purchase', 'account_admin'),
+  (1001, '2038-11-25 12:00+00', 'tax', 'mpn_partner_admin');
+INSERT INTO text_kind_requests VALUES (1002, '2038-11-25 12:00+00', 'tax', 'account_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO text_kind_requests VALUES (1001, '2026-11-25 12:00+00', 'purchase', 'billing_admin');
+INSERT INTO text_kind_requests VALUES (1001, '2038-11-25 12:00+00', 'purchase', 'billing_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO text_kind_requests VALUES (1001, '2026-11-25 12:00+00', NULL, 'account_admin');
+INSERT INTO text_kind_requests VALUES (1001, '2038-11-25 12:00+00', NULL, 'account_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO text_kind_requests VALUES (1001, '2026-11-25 12:00+00', 'Tax', 'account_admin');
+INSERT INTO text_kind_requests VALUES (1001, '2038-11-25 12:00+00', 'Tax', 'account_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO text_kind_requests VALUES (1001, '2026-11-25 12:00+00', '', 'account_admin');
+INSERT INTO text_kind_requests VALUES (1001, '2038-11-25 12:00+00', '', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT * FROM text_kind_requests ORDER BY kind;
 
--- Domains over the accepted types, varchar, and requested_at as timestamp
--- (read as UTC): the deadline is the same instant whatever the TimeZone.
+-- Domains over the accepted types, varchar, and requested_at as a domain
+-- over timestamptz: the deadline is the same instant whatever the TimeZone.
+-- (A timestamp column is refused: 25_moment.)
 CREATE DOMAIN role_name AS varchar(40);
 CREATE DOMAIN kind_name AS refund_rules.refund_kind;
+CREATE DOMAIN moment AS timestamptz;
 CREATE TABLE domain_requests (
     purchase_id       integer,
-    requested_at      timestamp,
+    requested_at      moment,
     kind              kind_name,
     requested_by_role role_name
 );
@@ -374,12 +376,12 @@ CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON domain_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 SET TimeZone = 'Asia/Kolkata';
-INSERT INTO domain_requests VALUES (1003, '2026-11-20 00:00', 'tax', 'account_admin');
+INSERT INTO domain_requests VALUES (1003, '2038-11-20 00:00+00', 'tax', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 UPDATE purchases SET tax_exempt = true WHERE id = 1003;
-INSERT INTO domain_requests VALUES (1003, '2026-11-20 00:00', 'tax', 'account_admin');
-INSERT INTO domain_requests VALUES (1001, '2026-12-20 09:00', 'purchase', 'mpn_partner_admin');
-INSERT INTO domain_requests VALUES (1001, '2026-12-20 09:00:00.000001', 'purchase', 'mpn_partner_admin');
+INSERT INTO domain_requests VALUES (1003, '2038-11-20 00:00+00', 'tax', 'account_admin');
+INSERT INTO domain_requests VALUES (1001, '2038-12-20 09:00+00', 'purchase', 'mpn_partner_admin');
+INSERT INTO domain_requests VALUES (1001, '2038-12-20 09:00:00.000001+00', 'purchase', 'mpn_partner_admin');
 \echo SQLSTATE :SQLSTATE
 SET TimeZone = 'UTC';
 SELECT * FROM domain_requests ORDER BY purchase_id;
@@ -399,12 +401,12 @@ CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON enf_trig_requests.refund_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('enf_trig.purchases', 'purchase_ref');
 INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_at, requested_by_role)
-VALUES (1001, '2026-11-25 12:00+00', 'account_admin');
+VALUES (1001, '2038-11-25 12:00+00', 'account_admin');
 INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_at, requested_by_role)
-VALUES (1002, '2026-11-25 12:00+00', 'account_admin');
+VALUES (1002, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_at, requested_by_role)
-VALUES (5000000000, '2026-11-25 12:00+00', 'account_admin');
+VALUES (5000000000, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT purchase_ref, requested_at FROM enf_trig_requests.refund_requests;
 
@@ -419,8 +421,8 @@ CREATE TABLE purchases_by_sku (
     tax_exempt                  boolean
 );
 INSERT INTO purchases_by_sku VALUES
-  ('GOLD-7', 'gold', '2026-11-20 09:00+00', false, false, false, true),
-  ('SILVER-8', 'silver', '2026-11-20 09:00+00', false, true, false, true);
+  ('GOLD-7', 'gold', '2038-11-20 09:00+00', false, false, false, true),
+  ('SILVER-8', 'silver', '2038-11-20 09:00+00', false, true, false, true);
 CREATE TABLE sku_requests (
     sku_ref           text,
     requested_at      timestamptz,
@@ -430,11 +432,11 @@ CREATE TABLE sku_requests (
 CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON sku_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases_by_sku', 'sku_ref', 'sku');
-INSERT INTO sku_requests VALUES ('GOLD-7', '2026-11-25 12:00+00', 'purchase', 'account_admin');
-INSERT INTO sku_requests VALUES ('SILVER-8', '2026-11-25 12:00+00', 'tax', 'account_admin');
-INSERT INTO sku_requests VALUES ('SILVER-8', '2026-11-25 12:00+00', 'purchase', 'account_admin');
+INSERT INTO sku_requests VALUES ('GOLD-7', '2038-11-25 12:00+00', 'purchase', 'account_admin');
+INSERT INTO sku_requests VALUES ('SILVER-8', '2038-11-25 12:00+00', 'tax', 'account_admin');
+INSERT INTO sku_requests VALUES ('SILVER-8', '2038-11-25 12:00+00', 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO sku_requests VALUES ('gold-7', '2026-11-25 12:00+00', 'purchase', 'account_admin');
+INSERT INTO sku_requests VALUES ('gold-7', '2038-11-25 12:00+00', 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT * FROM sku_requests ORDER BY sku_ref;
 
@@ -452,8 +454,8 @@ CREATE TABLE "Enf Sales"."Purchase List" (
     tax_exempt                  boolean
 );
 INSERT INTO "Enf Sales"."Purchase List" VALUES
-  ('A-1', 'silver', '2026-11-20 09:00', false, false, false, false),
-  ('A-2', 'silver', '2026-11-20 09:00', false, false, true, false);
+  ('A-1', 'silver', '2038-11-20 09:00', false, false, false, false),
+  ('A-2', 'silver', '2038-11-20 09:00', false, false, true, false);
 CREATE TABLE "Enf Sales"."Refund Requests" (
     "Purchase Ref"    text,
     requested_at      timestamptz,
@@ -463,21 +465,21 @@ CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON "Enf Sales"."Refund Requests"
   FOR EACH ROW EXECUTE FUNCTION
   refund_rules.enforce_refund_policy('"Purchase List"', 'Purchase Ref', 'Purchase No');
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2026-12-20 09:00+00', 'account_admin');
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2026-12-20 09:00:00.000001+00', 'account_admin');
+INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2038-12-20 09:00+00', 'account_admin');
+INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2038-12-20 09:00:00.000001+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-2', '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-2', '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- Keys are compared as they are (text: case matters).
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('a-1', '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO "Enf Sales"."Refund Requests" VALUES ('a-1', '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- The same table named with its schema.
 CREATE TRIGGER refund_policy_qualified
   BEFORE INSERT OR UPDATE ON "Enf Sales"."Refund Requests"
   FOR EACH ROW EXECUTE FUNCTION
   refund_rules.enforce_refund_policy('"Enf Sales"."Purchase List"', 'Purchase Ref', 'Purchase No');
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2026-11-21 00:00+00', 'mpn_partner_admin');
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-2', '2026-11-21 00:00+00', 'mpn_partner_admin');
+INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2038-11-21 00:00+00', 'mpn_partner_admin');
+INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-2', '2038-11-21 00:00+00', 'mpn_partner_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT * FROM "Enf Sales"."Refund Requests" ORDER BY requested_at;
 
@@ -486,12 +488,12 @@ SELECT * FROM "Enf Sales"."Refund Requests" ORDER BY requested_at;
 ALTER TABLE purchases ADD COLUMN region text DEFAULT 'emea';
 ALTER TABLE purchases DROP COLUMN tax_exempt;
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2026-11-27 12:00+00', 'purchase', 'account_admin');
+VALUES (1001, '2038-11-27 12:00+00', 'purchase', 'account_admin');
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1002, '2026-11-27 12:00+00', 'purchase', 'account_admin');
+VALUES (1002, '2038-11-27 12:00+00', 'purchase', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2026-11-27 12:00+00', 'tax', 'account_admin');
+VALUES (1001, '2038-11-27 12:00+00', 'tax', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 
 RESET search_path;

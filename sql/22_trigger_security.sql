@@ -36,9 +36,9 @@ CREATE TABLE enf_sec.purchases (
     tax_exempt                  boolean
 );
 INSERT INTO enf_sec.purchases VALUES
-  (1, 'gold', '2026-11-20 09:00+00', false, false, false, false),
-  (2, 'silver', '2026-11-20 09:00+00', true, false, false, false),
-  (3, 'action_pack', '2024-02-29 12:00+00', true, true, false, true);
+  (1, 'gold', '2038-11-20 09:00+00', false, false, false, false),
+  (2, 'silver', '2038-11-20 09:00+00', true, false, false, false),
+  (3, 'action_pack', '2036-02-29 12:00+00', true, true, false, true);
 CREATE TABLE enf_sec.refund_requests (
     id                serial PRIMARY KEY,
     purchase_id       integer,
@@ -63,10 +63,10 @@ GRANT USAGE ON SEQUENCE enf_sec.refund_requests_id_seq TO regress_enf_clerk;
 -- true, in a schema the clerk may put first on its search_path.
 CREATE TABLE enf_sec_fake.purchases (LIKE enf_sec.purchases);
 INSERT INTO enf_sec_fake.purchases VALUES
-  (1, 'gold', '2026-12-20 09:00+00', false, false, false, true),
-  (2, 'gold', '2026-12-20 09:00+00', false, false, false, true),
-  (3, 'gold', '2025-02-28 12:00+00', false, false, false, true),
-  (99, 'gold', '2026-12-20 09:00+00', false, false, false, true);
+  (1, 'gold', '2038-12-20 09:00+00', false, false, false, true),
+  (2, 'gold', '2038-12-20 09:00+00', false, false, false, true),
+  (3, 'gold', '2037-02-28 12:00+00', false, false, false, true),
+  (99, 'gold', '2038-12-20 09:00+00', false, false, false, true);
 CREATE TABLE enf_sec_fake.refund_rules_purchases (LIKE enf_sec.purchases);
 CREATE FUNCTION enf_sec_fake.always_equal(integer, integer) RETURNS boolean
   LANGUAGE sql IMMUTABLE AS 'SELECT true';
@@ -87,15 +87,15 @@ DECLARE
   hnt text;
 BEGIN
   FOR r IN SELECT * FROM (VALUES
-      (1, 1, '2026-12-20 09:00:00+00'::timestamptz, 'purchase', 'account_admin'),
-      (2, 1, '2026-12-20 09:00:00.000001+00', 'purchase', 'account_admin'),
-      (3, 1, '2026-11-20 08:59:59.999999+00', 'purchase', 'mpn_partner_admin'),
-      (4, 2, '2026-11-25 12:00:00+00', 'purchase', 'account_admin'),
-      (5, 3, '2025-02-28 12:00:00+00', 'tax', 'account_admin'),
-      (6, 3, '2025-02-28 12:00:00.000001+00', 'tax', 'account_admin'),
-      (7, 3, '2024-03-01 00:00:00+00', 'purchase', 'account_admin'),
-      (8, 1, '2026-11-25 12:00:00+00', 'purchase', 'billing_admin'),
-      (9, 99, '2026-12-01 00:00:00+00', 'purchase', 'account_admin')
+      (1, 1, '2038-12-20 09:00:00+00'::timestamptz, 'purchase', 'account_admin'),
+      (2, 1, '2038-12-20 09:00:00.000001+00', 'purchase', 'account_admin'),
+      (3, 1, '2038-11-20 08:59:59.999999+00', 'purchase', 'mpn_partner_admin'),
+      (4, 2, '2038-11-25 12:00:00+00', 'purchase', 'account_admin'),
+      (5, 3, '2037-02-28 12:00:00+00', 'tax', 'account_admin'),
+      (6, 3, '2037-02-28 12:00:00.000001+00', 'tax', 'account_admin'),
+      (7, 3, '2036-03-01 00:00:00+00', 'purchase', 'account_admin'),
+      (8, 1, '2038-11-25 12:00:00+00', 'purchase', 'billing_admin'),
+      (9, 99, '2038-12-01 00:00:00+00', 'purchase', 'account_admin')
     ) v(n, purchase_id, requested_at, kind, role)
   LOOP
     n := r.n;
@@ -126,12 +126,12 @@ SELECT * FROM enf_sec.purchases;
 \echo SQLSTATE :SQLSTATE
 -- An allowed refund goes in; forbidden ones do not.
 INSERT INTO enf_sec.refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+VALUES (1, '2038-11-25 12:00+00', 'account_admin');
 INSERT INTO enf_sec.refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (2, '2026-11-25 12:00+00', 'account_admin');
+VALUES (2, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO enf_sec.refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (99, '2026-11-25 12:00+00', 'account_admin');
+VALUES (99, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 
 -- The verdicts with the clerk's settings as they are now: the baseline.
@@ -146,10 +146,10 @@ SELECT * FROM baseline ORDER BY n;
 SET search_path = enf_sec_fake, pg_catalog, enf_sec;
 SELECT count(*) AS fake_rows_seen_unqualified FROM purchases WHERE id = 1;
 INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (2, '2026-11-25 12:00+00', 'account_admin');
+VALUES (2, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (99, '2026-11-25 12:00+00', 'account_admin');
+VALUES (99, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT count(*) AS differences
 FROM enf_sec_test.attempts() a FULL JOIN pg_temp.baseline b ON a.n OPERATOR(pg_catalog.=) b.n
@@ -161,7 +161,7 @@ INSERT INTO purchases SELECT * FROM enf_sec_fake.purchases;
 SET search_path = pg_temp, enf_sec;
 SELECT count(*) AS temp_rows_seen_unqualified FROM purchases;
 INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (2, '2026-11-25 12:00+00', 'account_admin');
+VALUES (2, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT count(*) AS differences
 FROM enf_sec_test.attempts() a FULL JOIN pg_temp.baseline b ON a.n = b.n
@@ -214,10 +214,10 @@ SET DateStyle = 'SQL, DMY';
 SET IntervalStyle = 'iso_8601';
 SET search_path = enf_sec_fake, pg_catalog, enf_sec;
 INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (1, '2026-12-20 09:00:00.000001+00', 'account_admin');
+VALUES (1, '2038-12-20 09:00:00.000001+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (1, '2026-12-20 09:00:00+00', 'mpn_partner_admin');
+VALUES (1, '2038-12-20 09:00:00+00', 'mpn_partner_admin');
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 RESET IntervalStyle;
@@ -279,26 +279,26 @@ SET ROLE regress_enf_other;
 CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON enf_sec_other.my_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('enf_sec.purchases', 'purchase_id');
-INSERT INTO enf_sec_other.my_requests VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (1, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO enf_sec_other.my_requests VALUES (2, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (2, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- Even when a superuser inserts.
 RESET ROLE;
-INSERT INTO enf_sec_other.my_requests VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (1, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- SELECT alone is not enough: the lookup locks purchases FOR SHARE (as
 -- their owner), which a foreign key would need REFERENCES for.
 GRANT SELECT ON enf_sec.purchases TO regress_enf_other;
 SET ROLE regress_enf_other;
-INSERT INTO enf_sec_other.my_requests VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (1, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 RESET ROLE;
 -- With SELECT and REFERENCES on the purchases it works.
 GRANT REFERENCES ON enf_sec.purchases TO regress_enf_other;
 SET ROLE regress_enf_other;
-INSERT INTO enf_sec_other.my_requests VALUES (1, '2026-11-25 12:00+00', 'account_admin');
-INSERT INTO enf_sec_other.my_requests VALUES (2, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (1, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (2, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT * FROM enf_sec_other.my_requests;
 RESET ROLE;

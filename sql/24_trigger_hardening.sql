@@ -11,8 +11,8 @@ CREATE TABLE t24.purchases (
     benefits_activated boolean, product_keys_viewed boolean,
     upgraded_with_gold_discount boolean, tax_exempt boolean);
 INSERT INTO t24.purchases VALUES
-  (1, 'gold', '2026-11-20 00:00+00', false, false, false, true),
-  (2, 'gold', '2026-11-20 00:00+00', true,  false, false, true);
+  (1, 'gold', '2038-11-20 00:00+00', false, false, false, true),
+  (2, 'gold', '2038-11-20 00:00+00', true,  false, false, true);
 
 ------------------------------------------------------------------------
 -- 1. A reference of the owner's own type with an implicit cast: the cast
@@ -33,14 +33,14 @@ CREATE CAST (t24_m.ref AS integer) WITH FUNCTION t24_m.ref_to_int(t24_m.ref) AS 
 CREATE TABLE t24_m.req (pid t24_m.ref, requested_at timestamptz, requested_by_role text);
 CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON t24_m.req FOR EACH ROW
   EXECUTE FUNCTION refund_rules.enforce_refund_policy('t24.purchases', 'pid');
-INSERT INTO t24_m.req VALUES (ROW(1)::t24_m.ref, '2026-11-25 12:00+00', 'account_admin');
-INSERT INTO t24_m.req VALUES (ROW(2)::t24_m.ref, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24_m.req VALUES (ROW(1)::t24_m.ref, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO t24_m.req VALUES (ROW(2)::t24_m.ref, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 RESET ROLE;
 -- Without REFERENCES the owner's trigger may not lock the purchases.
 REVOKE REFERENCES ON t24.purchases FROM regress_t24_mallory;
 SET ROLE regress_t24_mallory;
-INSERT INTO t24_m.req VALUES (ROW(1)::t24_m.ref, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24_m.req VALUES (ROW(1)::t24_m.ref, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 RESET ROLE;
 SELECT count(*) AS accepted FROM t24_m.req;
@@ -52,13 +52,13 @@ SELECT count(*) AS accepted FROM t24_m.req;
 CREATE TABLE t24.req_bigint (pid bigint, requested_at timestamptz, requested_by_role text);
 CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON t24.req_bigint FOR EACH ROW
   EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'pid');
-INSERT INTO t24.req_bigint VALUES (1, '2026-11-25 12:00+00', 'account_admin');
-INSERT INTO t24.req_bigint VALUES (5000000000, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.req_bigint VALUES (1, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.req_bigint VALUES (5000000000, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 CREATE TABLE t24.req_text (pid text, requested_at timestamptz, requested_by_role text);
 CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON t24.req_text FOR EACH ROW
   EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'pid');
-INSERT INTO t24.req_text VALUES ('1', '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.req_text VALUES ('1', '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 
 ------------------------------------------------------------------------
@@ -68,21 +68,21 @@ CREATE TABLE t24.by_sku (sku text, offer refund_rules.mpn_offer, purchased_at ti
     benefits_activated boolean, product_keys_viewed boolean,
     upgraded_with_gold_discount boolean, tax_exempt boolean);
 INSERT INTO t24.by_sku VALUES
-  ('A', 'gold', '2026-11-20 00:00+00', false, false, false, true),
-  ('A', 'gold', '2026-11-20 00:00+00', true,  false, false, true),
-  ('B', 'gold', '2026-11-20 00:00+00', false, false, false, true);
+  ('A', 'gold', '2038-11-20 00:00+00', false, false, false, true),
+  ('A', 'gold', '2038-11-20 00:00+00', true,  false, false, true),
+  ('B', 'gold', '2038-11-20 00:00+00', false, false, false, true);
 CREATE TABLE t24.req_sku (sku text, requested_at timestamptz, requested_by_role text);
 CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON t24.req_sku FOR EACH ROW
   EXECUTE FUNCTION refund_rules.enforce_refund_policy('by_sku', 'sku', 'sku');
-INSERT INTO t24.req_sku VALUES ('B', '2026-11-25 12:00+00', 'account_admin');
-INSERT INTO t24.req_sku VALUES ('A', '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.req_sku VALUES ('B', '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.req_sku VALUES ('A', '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 
 -- An inheritance child's rows are not the parent's purchases (ONLY, as
 -- foreign keys read them).
 CREATE TABLE t24.child_purchases () INHERITS (t24.purchases);
-INSERT INTO t24.child_purchases VALUES (3, 'gold', '2026-11-20 00:00+00', false, false, false, true);
-INSERT INTO t24.req_bigint VALUES (3, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.child_purchases VALUES (3, 'gold', '2038-11-20 00:00+00', false, false, false, true);
+INSERT INTO t24.req_bigint VALUES (3, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 
 ------------------------------------------------------------------------
@@ -92,37 +92,46 @@ INSERT INTO t24.req_bigint VALUES (3, '2026-11-25 12:00+00', 'account_admin');
 ------------------------------------------------------------------------
 CREATE SCHEMA t24_parts;
 CREATE TABLE t24_parts.purchases (LIKE t24.purchases);
-INSERT INTO t24_parts.purchases VALUES (2, 'gold', '2026-11-20 00:00+00', false, false, false, true);
+INSERT INTO t24_parts.purchases VALUES (2, 'gold', '2038-11-20 00:00+00', false, false, false, true);
 CREATE TABLE t24.req_part (pid integer, requested_at timestamptz, requested_by_role text)
   PARTITION BY RANGE (pid);
 CREATE TABLE t24_parts.req_part_low PARTITION OF t24.req_part FOR VALUES FROM (0) TO (100);
 CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON t24.req_part FOR EACH ROW
   EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'pid');
-INSERT INTO t24.req_part VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.req_part VALUES (1, '2038-11-25 12:00+00', 'account_admin');
 -- purchase 2 has benefits activated in t24.purchases (the look-alike says not)
-INSERT INTO t24.req_part VALUES (2, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.req_part VALUES (2, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT tableoid::regclass, pid FROM t24.req_part;
 
 ------------------------------------------------------------------------
 -- 5. What the trigger keeps between statements follows the catalogs in
---    the same session: a purchases table dropped and created again, a kind
+--    the same session: a purchases table renamed and another created
+--    under its name (refused: the trigger is bound to the first one, which
+--    cannot be dropped while it is), the trigger created again, a kind
 --    column added to the requests, a column dropped from the purchases.
 ------------------------------------------------------------------------
 CREATE TABLE t24.req_keep (pid integer, requested_at timestamptz, requested_by_role text);
 CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON t24.req_keep FOR EACH ROW
   EXECUTE FUNCTION refund_rules.enforce_refund_policy('kept', 'pid');
 CREATE TABLE t24.kept (LIKE t24.purchases);
-INSERT INTO t24.kept VALUES (1, 'gold', '2026-11-20 00:00+00', false, false, false, false);
-INSERT INTO t24.req_keep VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.kept VALUES (1, 'gold', '2038-11-20 00:00+00', false, false, false, false);
+INSERT INTO t24.req_keep VALUES (1, '2038-11-25 12:00+00', 'account_admin');
 DROP TABLE t24.kept;
+\echo SQLSTATE :SQLSTATE
+ALTER TABLE t24.kept RENAME TO kept_before;
 CREATE TABLE t24.kept (LIKE t24.purchases);
-INSERT INTO t24.kept VALUES (1, 'gold', '2026-11-20 00:00+00', true, false, false, false);
-INSERT INTO t24.req_keep VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.kept VALUES (1, 'gold', '2038-11-20 00:00+00', true, false, false, false);
+INSERT INTO t24.req_keep VALUES (1, '2038-11-25 12:00+00', 'account_admin');
+\echo SQLSTATE :SQLSTATE
+DROP TRIGGER enforce ON t24.req_keep;
+CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON t24.req_keep FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_policy('kept', 'pid');
+INSERT INTO t24.req_keep VALUES (1, '2038-11-25 12:00+00', 'account_admin');
 ALTER TABLE t24.req_keep ADD COLUMN kind text DEFAULT 'tax';
-INSERT INTO t24.req_keep VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.req_keep VALUES (1, '2038-11-25 12:00+00', 'account_admin');
 ALTER TABLE t24.kept DROP COLUMN tax_exempt;
-INSERT INTO t24.req_keep VALUES (1, '2026-11-25 12:00+00', 'account_admin');
+INSERT INTO t24.req_keep VALUES (1, '2038-11-25 12:00+00', 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT count(*) AS accepted FROM t24.req_keep;
 

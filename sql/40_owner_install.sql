@@ -217,21 +217,26 @@ SELECT :'plan' ~ 'Filter: .*purchased_at OPERATOR\(pg_catalog\.<=\) ' AS le_is_p
        :'plan' ~ 'hostile' AS mentions_hostile;
 SET search_path = hostile, pg_catalog;
 
+-- The trigger judges a request at the database's clock, never earlier:
+-- the purchases the requests name move to the future, and so do the
+-- moments of the requests (12 years: the same weekdays and leap days).
+UPDATE public.purchases SET purchased_at = purchased_at OPERATOR(pg_catalog.+) '12 years'::pg_catalog.interval
+ WHERE id OPERATOR(pg_catalog.<) 100;
 -- Enforcement under the hostile search_path: hostile's "=" on integers
 -- would find a purchase for any key, hostile's "<=" would open every window.
-INSERT INTO public.refund_requests VALUES (1, 1, '2024-03-15 12:00+00', 'purchase', 'account_admin');
-INSERT INTO public.refund_requests VALUES (2, 9, '2024-03-15 12:00+00', 'purchase', 'account_admin');
+INSERT INTO public.refund_requests VALUES (1, 1, '2036-03-15 12:00+00', 'purchase', 'account_admin');
+INSERT INTO public.refund_requests VALUES (2, 9, '2036-03-15 12:00+00', 'purchase', 'account_admin');
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO public.refund_requests VALUES (3, 12345, '2024-03-15 12:00+00', 'purchase', 'account_admin');
+INSERT INTO public.refund_requests VALUES (3, 12345, '2036-03-15 12:00+00', 'purchase', 'account_admin');
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO public.refund_requests VALUES (4, 10, '2024-03-15 12:00+00', 'tax', 'mpn_partner_admin');
+INSERT INTO public.refund_requests VALUES (4, 10, '2036-03-15 12:00+00', 'tax', 'mpn_partner_admin');
 \echo :LAST_ERROR_SQLSTATE
-UPDATE public.purchases SET refunded_at = '2024-03-15 12:00+00' WHERE id OPERATOR(pg_catalog.=) 1;
-UPDATE public.purchases SET refunded_at = '2024-03-15 12:00+00' WHERE id OPERATOR(pg_catalog.=) 2;
+UPDATE public.purchases SET refunded_at = '2036-03-15 12:00+00' WHERE id OPERATOR(pg_catalog.=) 1;
+UPDATE public.purchases SET refunded_at = '2036-03-15 12:00+00' WHERE id OPERATOR(pg_catalog.=) 2;
 \echo :LAST_ERROR_SQLSTATE
 SET search_path = '';
-INSERT INTO public.refund_requests VALUES (5, 5, '2024-03-15 12:00+00', 'purchase', 'mpn_partner_admin');
-INSERT INTO public.refund_requests VALUES (6, 6, '2024-03-15 12:00+00', 'purchase', 'mpn_partner_admin');
+INSERT INTO public.refund_requests VALUES (5, 5, '2036-03-15 12:00+00', 'purchase', 'mpn_partner_admin');
+INSERT INTO public.refund_requests VALUES (6, 6, '2036-03-15 12:00+00', 'purchase', 'mpn_partner_admin');
 \echo :LAST_ERROR_SQLSTATE
 SELECT id, purchase_id, kind FROM public.refund_requests ORDER BY id;
 SELECT id, refunded_at FROM public.purchases WHERE refunded_at IS NOT NULL ORDER BY id;
@@ -241,8 +246,8 @@ SELECT id, refunded_at FROM public.purchases WHERE refunded_at IS NOT NULL ORDER
 SET search_path = public, pg_catalog;
 GRANT INSERT ON refund_requests TO regress_rr_app;
 SET ROLE regress_rr_app;
-INSERT INTO refund_requests VALUES (7, 7, '2024-03-15 12:00+00', 'purchase', 'account_admin');
-INSERT INTO refund_requests VALUES (8, 8, '2024-03-15 12:00+00', 'purchase', 'account_admin');
+INSERT INTO refund_requests VALUES (7, 7, '2036-03-15 12:00+00', 'purchase', 'account_admin');
+INSERT INTO refund_requests VALUES (8, 8, '2036-03-15 12:00+00', 'purchase', 'account_admin');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM purchases;
 \echo :LAST_ERROR_SQLSTATE

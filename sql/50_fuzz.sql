@@ -593,8 +593,8 @@ SELECT count(*) AS checks,
 ------------------------------------------------------------------------
 
 CREATE TABLE tp_ok (id int PRIMARY KEY, LIKE base);
-INSERT INTO tp_ok VALUES (1, 'gold', '2026-11-20 09:00+00', false, false, false, true),
-                         (2, 'silver', '2026-01-01', false, false, false, NULL),
+INSERT INTO tp_ok VALUES (1, 'gold', '2038-11-20 09:00+00', false, false, false, true),
+                         (2, 'silver', '2038-01-01', false, false, false, NULL),
                          (3, NULL, NULL, NULL, NULL, NULL, NULL);
 CREATE TABLE tp_missing AS SELECT id, offer, purchased_at, benefits_activated, upgraded_with_gold_discount, tax_exempt FROM tp_ok;
 CREATE TABLE tp_wrong AS SELECT id, offer, purchased_at::date AS purchased_at, benefits_activated,
@@ -635,16 +635,16 @@ INSERT INTO req_shape VALUES
 -- The requests each table gets: purchase, as_of, kind, role.
 CREATE TABLE req_row (n int PRIMARY KEY, pid text, at text, kind text, role text);
 INSERT INTO req_row VALUES
- (1, '1', '2026-11-25 12:00+00', 'purchase', 'account_admin'),   -- allowed
- (2, '1', '2026-11-25 12:00+00', 'tax', 'account_admin'),        -- allowed
- (3, '2', '2026-11-25 12:00+00', 'purchase', 'account_admin'),   -- expired
+ (1, '1', '2038-11-25 12:00+00', 'purchase', 'account_admin'),   -- allowed
+ (2, '1', '2038-11-25 12:00+00', 'tax', 'account_admin'),        -- allowed
+ (3, '2', '2038-11-25 12:00+00', 'purchase', 'account_admin'),   -- expired
  (4, '1', NULL, 'purchase', 'account_admin'),                    -- missing_requested_at
- (5, '1', '2026-11-25 12:00+00', NULL, 'account_admin'),         -- missing_kind
- (6, '1', '2026-11-25 12:00+00', 'purchase', NULL),              -- missing role
- (7, '1', '2026-11-25 12:00+00', 'purchase', 'intern'),          -- not authorized
- (8, '1', '2026-11-25 12:00+00', 'refund', 'account_admin'),     -- invalid kind
- (9, '999', '2026-11-25 12:00+00', 'purchase', 'account_admin'), -- no such purchase
- (10, NULL, '2026-11-25 12:00+00', 'purchase', 'account_admin'), -- no purchase named
+ (5, '1', '2038-11-25 12:00+00', NULL, 'account_admin'),         -- missing_kind
+ (6, '1', '2038-11-25 12:00+00', 'purchase', NULL),              -- missing role
+ (7, '1', '2038-11-25 12:00+00', 'purchase', 'intern'),          -- not authorized
+ (8, '1', '2038-11-25 12:00+00', 'refund', 'account_admin'),     -- invalid kind
+ (9, '999', '2038-11-25 12:00+00', 'purchase', 'account_admin'), -- no such purchase
+ (10, NULL, '2038-11-25 12:00+00', 'purchase', 'account_admin'), -- no purchase named
  (11, '3', 'infinity', 'tax', 'account_admin'),                  -- all NULL purchase
  (12, '1', '-infinity', 'purchase', 'account_admin'),            -- before the purchase
  (13, '1', '294276-12-31 23:59:59.999999+00', 'tax', 'account_admin'),
@@ -698,7 +698,7 @@ BEGIN
         END LOOP;
         -- and an UPDATE of every row that got in, to a time past every window
         BEGIN
-            EXECUTE format('UPDATE %I SET requested_at = %L', s.name, '2030-01-01 00:00+00');
+            EXECUTE format('UPDATE %I SET requested_at = %L', s.name, '2042-01-01 00:00+00');
             INSERT INTO trigger_calls VALUES (s.name, 99, '00000', NULL);
         EXCEPTION WHEN OTHERS THEN
             INSERT INTO trigger_calls VALUES (s.name, 99, SQLSTATE, SQLERRM);
