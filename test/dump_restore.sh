@@ -162,12 +162,12 @@ SELECT g, (ARRAY['action_pack', 'silver', 'gold'])[1 + g % 3]::refund_rules.mpn_
 FROM generate_series(1, 2000) g;
 UPDATE shop.memberships SET benefits_activated = true WHERE refunded_at IS NULL AND id % 3 = 0;
 INSERT INTO shop.tax_refunds VALUES
-  (1, 'gold', '2024-02-29 12:00', true, 'tax', '2025-02-28 12:00'),
-  (2, 'silver', '2026-11-20 09:00', true, 'tax', '2026-11-20 09:00'),
-  (3, 'action_pack', '2026-11-20 09:00', false, 'tax', NULL);
+  (1, 'gold', '2036-02-29 12:00', true, 'tax', '2037-02-28 12:00'),
+  (2, 'silver', '2038-11-20 09:00', true, 'tax', '2038-11-20 09:00'),
+  (3, 'action_pack', '2038-11-20 09:00', false, 'tax', NULL);
 INSERT INTO shop.purchases
 SELECT g, (ARRAY['action_pack', 'silver', 'gold'])[1 + g % 3]::refund_rules.mpn_offer,
-       timestamptz '2026-10-01 00:00+00' + g * interval '1 hour',
+       timestamptz '2038-10-01 00:00+00' + g * interval '1 hour',
        g % 7 = 0, g % 11 = 0, g % 13 = 0, g % 2 = 0
 FROM generate_series(1, 1000) g;
 -- Every request that the policy allows goes in (one per purchase and kind).

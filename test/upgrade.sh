@@ -6,8 +6,8 @@
 # pg_extension_update_paths), so the test follows the releases by itself:
 # every installable version from which an update path leads to the default
 # version is installed in one database, updated, and its catalog compared
-# with a fresh install in another database. While 1.0 is the only release,
-# that is 1.0 "updated" to itself (a no-op) against a fresh 1.0.
+# with a fresh install in another database. Today that is 1.0 updated to 1.1
+# against a fresh 1.1.
 #
 # Compared: every member function (pg_get_functiondef: arguments, defaults,
 # result, language, volatility, strictness, parallel safety, cost, rows,
@@ -140,9 +140,9 @@ CREATE TABLE public.refund_requests (
 CREATE TRIGGER refund_requests_policy BEFORE INSERT OR UPDATE ON public.refund_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 INSERT INTO public.purchases VALUES
-  (1, 'gold', '2024-03-01 00:00+00', false, false, false, true, '2024-03-10 00:00+00'),
-  (2, 'silver', '2024-03-01 00:00+00', false, false, true, true, NULL);
-INSERT INTO public.refund_requests VALUES (1, 1, '2024-03-10 00:00+00', 'purchase', 'account_admin');
+  (1, 'gold', '2036-03-01 00:00+00', false, false, false, true, '2036-03-10 00:00+00'),
+  (2, 'silver', '2036-03-01 00:00+00', false, false, true, true, NULL);
+INSERT INTO public.refund_requests VALUES (1, 1, '2036-03-10 00:00+00', 'purchase', 'account_admin');
 SQL
 )
 
@@ -150,25 +150,25 @@ SQL
 # with 23514, and the query functions answer as before.
 check_uses() {
 	local db=$1 out
-	if out=$(DB=$db q "UPDATE public.purchases SET refunded_at = '2024-03-05' WHERE id = 1 RETURNING id" 2>&1) &&
+	if out=$(DB=$db q "UPDATE public.purchases SET refunded_at = '2036-03-05' WHERE id = 1 RETURNING id" 2>&1) &&
 		[ "$out" = 1 ]; then
 		ok "$db: CHECK constraint still accepts an allowed refund"
 	else
 		bad "$db: CHECK constraint rejects an allowed refund: $out"
 	fi
-	out=$(DB=$db q "DO \$\$ BEGIN UPDATE public.purchases SET refunded_at = '2024-03-05' WHERE id = 2;
+	out=$(DB=$db q "DO \$\$ BEGIN UPDATE public.purchases SET refunded_at = '2036-03-05' WHERE id = 2;
 		RAISE EXCEPTION 'accepted'; EXCEPTION WHEN check_violation THEN RAISE WARNING 'rejected %', SQLSTATE; END \$\$" 2>&1)
 	case $out in
 	*"rejected 23514"*) ok "$db: CHECK constraint still rejects a forbidden refund (23514)" ;;
 	*) bad "$db: CHECK constraint on a forbidden refund: $out" ;;
 	esac
-	out=$(DB=$db q "DO \$\$ BEGIN INSERT INTO public.refund_requests VALUES (2, 2, '2024-03-05', 'purchase', 'account_admin');
+	out=$(DB=$db q "DO \$\$ BEGIN INSERT INTO public.refund_requests VALUES (2, 2, '2036-03-05', 'purchase', 'account_admin');
 		RAISE EXCEPTION 'accepted'; EXCEPTION WHEN check_violation THEN RAISE WARNING 'rejected %', SQLSTATE; END \$\$" 2>&1)
 	case $out in
 	*"rejected 23514"*) ok "$db: trigger still rejects a forbidden refund request (23514)" ;;
 	*) bad "$db: trigger on a forbidden refund request: $out" ;;
 	esac
-	if out=$(DB=$db q "INSERT INTO public.refund_requests VALUES (3, 1, '2024-03-05', 'tax', 'mpn_partner_admin') RETURNING id" 2>&1) &&
+	if out=$(DB=$db q "INSERT INTO public.refund_requests VALUES (3, 1, '2036-03-05', 'tax', 'mpn_partner_admin') RETURNING id" 2>&1) &&
 		[ "$out" = 3 ]; then
 		ok "$db: trigger still accepts an allowed refund request"
 	else
@@ -177,10 +177,10 @@ check_uses() {
 }
 
 ANSWERS_SQL="SET TimeZone = 'UTC';
-SELECT p.id, refund_rules.refund_eligible(p, '2024-03-15'), refund_rules.tax_refund_eligible(p, '2024-03-15'),
-       refund_rules.refund_ineligibility_reasons(p, '2024-03-15'),
-       refund_rules.refund_ineligibility_reasons(p, '2024-03-15', 'tax'), s.*
-  FROM public.purchases p CROSS JOIN LATERAL refund_rules.refund_status(p, '2024-03-15') s ORDER BY p.id"
+SELECT p.id, refund_rules.refund_eligible(p, '2036-03-15'), refund_rules.tax_refund_eligible(p, '2036-03-15'),
+       refund_rules.refund_ineligibility_reasons(p, '2036-03-15'),
+       refund_rules.refund_ineligibility_reasons(p, '2036-03-15', 'tax'), s.*
+  FROM public.purchases p CROSS JOIN LATERAL refund_rules.refund_status(p, '2036-03-15') s ORDER BY p.id"
 
 echo "upgrade test on ${PGHOST:-local}:${PGPORT:-5432}"
 
