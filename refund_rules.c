@@ -1180,15 +1180,13 @@ format_utc(TimestampTz t)
 	return pstrdup(buf);
 }
 
-/* A span of microseconds as an interval's text ("00:00:05"). */
+/* A span of microseconds in seconds, whatever the session's IntervalStyle. */
 static char *
 format_lag(int64 usecs)
 {
-	Interval	span;
-
-	memset(&span, 0, sizeof(span));
-	span.time = usecs;
-	return DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&span)));
+	if (usecs % USECS_PER_SEC == 0)
+		return psprintf(INT64_FORMAT " seconds", usecs / USECS_PER_SEC);
+	return psprintf("%.6f seconds", (double) usecs / USECS_PER_SEC);
 }
 
 /* Key values as text, each clipped, for messages. */
