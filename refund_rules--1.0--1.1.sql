@@ -8,6 +8,14 @@
 COMMENT ON FUNCTION @extschema@.enforce_refund_policy() IS
   'BEFORE INSERT OR UPDATE row trigger for refund requests. Arguments: purchases table, referencing column(s), key column(s) (default id), then options requester=column|session, mpn_partner_admin_role=ROLE, account_admin_role=ROLE, max_lag=INTERVAL. Judges a request at the later of requested_at and the statement start; refuses a requested_at before the transaction start (backdated_request); raises 23514 for a refund the policy forbids';
 
+CREATE FUNCTION @extschema@.refund_request_status(request anyelement,
+    OUT allowed pg_catalog.bool, OUT reasons pg_catalog.text[], OUT deadline pg_catalog.timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'refund_request_status'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.refund_request_status(anyelement) IS
+  'What the enforce_refund_policy trigger of the row''s table would decide for inserting this refund request now, without inserting it or locking the purchase: allowed, reason codes (the purchase''s own as purchase_not_eligible unless the caller may read them) and deadline. A NULL requested_at stands for now(). Needs INSERT on the request table';
+
 CREATE FUNCTION @extschema@.protect_refunded_purchase()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'protect_refunded_purchase'

@@ -1252,32 +1252,61 @@ typedef struct Refusal
  * window that applied.  The purchase's own reasons and window are shown
  * only when the user may read them; else one code stands for them.
  */
+/*
+ * The reason codes a refusal shows, in order: the purchase's own reasons,
+ * when the user may not read them, as one code where the first of them
+ * stands.  Returns how many.
+ */
+static int
+refusal_codes(const Refusal *f, const char **codes)
+{
+	uint32		hidden = f->purchase_shown ? 0 : (f->reasons & ~REQUEST_REASONS);
+	bool		hidden_listed = false;
+	int			n = 0;
+	int			r;
+
+	for (r = 0; r < NUM_REASONS; r++)
+	{
+		if (!(f->reasons & REASON_BIT(r)))
+			continue;
+		if (hidden & REASON_BIT(r))
+		{
+			if (!hidden_listed)
+				codes[n++] = HIDDEN_REASONS_CODE;
+			hidden_listed = true;
+		}
+		else
+			codes[n++] = reason_codes[r];
+	}
+	return n;
+}
+
+/* The deadline a refusal may show (the user may read the purchase), or false. */
+static bool
+refusal_deadline(const Refusal *f, TimestampTz *deadline)
+{
+	if (!f->purchase_shown || f->p == NULL || !f->kind_known || f->p->isnull[FIELD_PURCHASED_AT])
+		return false;
+	*deadline = (f->kind == KIND_TAX) ? tax_refund_deadline_of(f->p->purchased_at)
+		: refund_deadline_of(f->p->purchased_at);
+	return true;
+}
+
 static void
 report_refused(const Refusal *f)
 {
 	StringInfoData list;
 	StringInfoData hint;
 	bool		tax = f->kind_known && f->kind == KIND_TAX;
-	uint32		hidden = f->purchase_shown ? 0 : (f->reasons & ~REQUEST_REASONS);
-	bool		hidden_listed = false;
-	int			r;
+	bool		hidden = !f->purchase_shown && (f->reasons & ~REQUEST_REASONS);
+	const char *codes[NUM_REASONS];
+	int			n = refusal_codes(f, codes);
+	TimestampTz deadline;
+	int			i;
 
 	initStringInfo(&list);
-	for (r = 0; r < NUM_REASONS; r++)
-	{
-		const char *code = reason_codes[r];
-
-		if (!(f->reasons & REASON_BIT(r)))
-			continue;
-		if (hidden & REASON_BIT(r))
-		{
-			if (hidden_listed)
-				continue;
-			code = HIDDEN_REASONS_CODE;
-			hidden_listed = true;
-		}
-		appendStringInfo(&list, "%s%s", list.len ? ", " : "", code);
-	}
+	for (i = 0; i < n; i++)
+		appendStringInfo(&list, "%s%s", i ? ", " : "", codes[i]);
 
 	initStringInfo(&hint);
 	if (f->reasons & REASON_BIT(REASON_BACKDATED_REQUEST))
@@ -1292,15 +1321,10 @@ report_refused(const Refusal *f)
 	if (hidden)
 		appendStringInfo(&hint, "%sThe purchase's own reasons are shown only to roles that may read purchases table \"%s\".",
 						 hint.len ? " " : "", f->purchases_name);
-	else if (f->purchase_shown && f->p && f->kind_known && !f->p->isnull[FIELD_PURCHASED_AT])
-	{
-		TimestampTz at = f->p->purchased_at;
-
+	else if (refusal_deadline(f, &deadline))
 		appendStringInfo(&hint, "%s%s of this purchase are allowed from %s until %s.",
 						 hint.len ? " " : "", tax ? "Tax refunds" : "Refunds",
-						 format_utc(at),
-						 format_utc(tax ? tax_refund_deadline_of(at) : refund_deadline_of(at)));
-	}
+						 format_utc(f->p->purchased_at), format_utc(deadline));
 
 	ereport(ERROR,
 			(errcode(ERRCODE_CHECK_VIOLATION),
@@ -2008,7 +2032,8 @@ typedef struct RequestTriggerState
 	Oid			role[NUM_AUTHORIZED];	/* with session_requester; InvalidOid: none */
 	int64		max_lag;
 	AttrNumber	field_attnum[NUM_FIELDS];	/* columns of the purchases; 0: absent */
-	char	   *query;
+	char	   *query;			/* fetches and locks the purchase */
+	char	   *query_unlocked; /* fetches it only (refund_request_status) */
 	ExtensionTypes ext;
 	PurchaseReader reader;		/* the lookup's result columns */
 } RequestTriggerState;
@@ -2362,11 +2387,13 @@ request_trigger_setup(FunctionCallInfo fcinfo, TriggerData *td, RequestTriggerSt
 		appendStringInfo(&keylist, "%s%s", i ? ", " : "", names[i]);
 	}
 	ts->key_names = keylist.data;
-	appendStringInfo(&query, " FROM %s%s t WHERE %s FOR SHARE OF t",
+	appendStringInfo(&query, " FROM %s%s t WHERE %s",
 					 get_rel_relkind(purchases) == RELKIND_RELATION ? "ONLY " : "",
 					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(purchases)),
 												get_rel_name(purchases)),
 					 key_condition(ts->nkeys, ts->keys, names));
+	ts->query_unlocked = pstrdup(query.data);
+	appendStringInfoString(&query, " FOR SHARE OF t");
 	ts->query = typed_query(query.data, ts->nkeys, ts->keys);
 	MemoryContextSwitchTo(old);
 	ts->kept.generation = generation;
@@ -2443,12 +2470,16 @@ request_kind(const RequestTriggerState *ts, const Datum *value, const bool *isnu
 	return KIND_PURCHASE;
 }
 
-/* Fetch and lock the purchase; false when there is none. */
+/*
+ * Fetch the purchase, locked FOR SHARE unless only asked about; false when
+ * there is none.
+ */
 static bool
-fetch_purchase(RequestTriggerState *ts, Datum *params, const char *key, RefundKind kind,
-			   Purchase *p)
+fetch_purchase(RequestTriggerState *ts, Datum *params, const Datum *given, const Oid *given_types,
+			   RefundKind kind, bool lock, Purchase *p)
 {
 	Oid			argtypes[INDEX_MAX_KEYS];
+	SPIPlanPtr	plan;
 	TupleDesc	result;
 	int			i;
 
@@ -2456,16 +2487,23 @@ fetch_purchase(RequestTriggerState *ts, Datum *params, const char *key, RefundKi
 		argtypes[i] = ts->keys[i].param_type;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	plan = lock ? kept_plan(&ts->kept, ts->query, ts->nkeys, argtypes)
+		: SPI_prepare(ts->query_unlocked, ts->nkeys, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	/* two rows are asked for, to tell a key that is not unique */
-	run_lookup(kept_plan(&ts->kept, ts->query, ts->nkeys, argtypes), params,
-			   ts->purchases_owner, 2, false);
+	run_lookup(plan, params, ts->purchases_owner, 2, false);
 	if (SPI_processed > 1)
+	{
+		char	   *key = key_text(ts->nkeys, given, given_types);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_CARDINALITY_VIOLATION),
 				 errmsg("purchase \"%s\" is not unique", key),
 				 errdetail("Key (%s)=(%s) matches more than one row of purchases table \"%s\".",
 						   ts->key_names, key, ts->purchases_name),
 				 errhint("Make the key of the purchases table unique.")));
+	}
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
@@ -2483,20 +2521,28 @@ fetch_purchase(RequestTriggerState *ts, Datum *params, const char *key, RefundKi
 	return true;
 }
 
-/*
- * enforce_refund_policy() is a BEFORE INSERT OR UPDATE row trigger for a
- * table of refund requests.  Arguments: the purchases table, the column(s)
- * of the request that reference it, the purchases' key column(s) (default
- * id), then options: requester=column|session, mpn_partner_admin_role=ROLE,
- * account_admin_role=ROLE, max_lag=INTERVAL.  It returns the new row (with
- * the role the decision used, when the session is the requester), or
- * raises when the refund is not allowed.
- */
-PG_FUNCTION_INFO_V1(enforce_refund_policy);
-Datum
-enforce_refund_policy(PG_FUNCTION_ARGS)
+/* What the request trigger decided about one row. */
+typedef struct RequestJudgement
 {
-	TriggerData *td = trigger_data(fcinfo, "enforce_refund_policy()", true);
+	RequestTriggerState *ts;
+	bool		judged;			/* false: an UPDATE that changes nothing checked */
+	Refusal		f;				/* f.reasons == 0: allowed */
+	Purchase	p;
+	int			role;			/* the authorized role used, or -1 */
+	Datum		given[INDEX_MAX_KEYS];	/* the key as the request wrote it */
+	Oid			given_types[INDEX_MAX_KEYS];
+} RequestJudgement;
+
+/*
+ * Judge the new row of a request trigger's event: everything but raising
+ * the refusal.  lock says to lock the purchase FOR SHARE (the trigger);
+ * unwritten says a NULL requested_at stands for what DEFAULT now() writes
+ * (the pre-check).  Missing purchases and bad data raise here.
+ */
+static void
+judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool lock, bool unwritten,
+			  RequestJudgement *j)
+{
 	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
 	HeapTuple	newtup = is_update ? td->tg_newtuple : td->tg_trigtuple;
@@ -2504,28 +2550,24 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 	bool		stale;
 	Datum		value[NUM_REQUEST_COLUMNS];
 	bool		isnull[NUM_REQUEST_COLUMNS];
-	Datum		given[INDEX_MAX_KEYS];
-	Oid			given_types[INDEX_MAX_KEYS];
 	Datum		params[INDEX_MAX_KEYS];
 	bool		kind_known;
 	RefundKind	kind;
 	TimestampTz moment = 0;
 	bool		backdated = false;
-	int			role;
-	char	   *key;
-	Purchase	p;
-	Refusal		f;
 	int			c;
 
+	memset(j, 0, sizeof(RequestJudgement));
 	ts = (RequestTriggerState *) kept_state(kept_states(&request_trigger_states,
 														"refund_rules request triggers",
 														sizeof(RequestTriggerState)),
 											sizeof(RequestTriggerState), td, &stale);
 	if (stale)
 		request_trigger_setup(fcinfo, td, ts);
-
+	j->ts = ts;
 	if (is_update && !request_changed(ts, tupdesc, td->tg_trigtuple, newtup))
-		return PointerGetDatum(newtup);
+		return;
+	j->judged = true;
 
 	for (c = 0; c < NUM_REQUEST_COLUMNS; c++)
 	{
@@ -2534,10 +2576,15 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 		if (ts->attnum[c] != InvalidAttrNumber)
 			value[c] = heap_getattr(newtup, ts->attnum[c], tupdesc, &isnull[c]);
 	}
+	if (unwritten && isnull[REQ_REQUESTED_AT])
+	{
+		value[REQ_REQUESTED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		isnull[REQ_REQUESTED_AT] = false;
+	}
 	kind = request_kind(ts, value, isnull, &kind_known);
 
 	/* The key, converted as the user who writes the request. */
-	c = read_key(ts->nkeys, ts->keys, newtup, tupdesc, given, given_types, params);
+	c = read_key(ts->nkeys, ts->keys, newtup, tupdesc, j->given, j->given_types, params);
 	if (c >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
@@ -2553,37 +2600,63 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 															td->tg_trigtuple, newtup),
 							   ts->max_lag, &backdated);
 
-	key = key_text(ts->nkeys, given, given_types);
-	if (!fetch_purchase(ts, params, key, kind, &p))
+	if (!fetch_purchase(ts, params, j->given, j->given_types, kind, lock, &j->p))
+	{
+		char	   *key = key_text(ts->nkeys, j->given, j->given_types);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("purchase \"%s\" does not exist", key),
 				 errdetail("Key (%s)=(%s) is not present in purchases table \"%s\".",
 						   ts->key_names, key, ts->purchases_name),
 				 errtable(td->tg_relation)));
+	}
 
-	memset(&f, 0, sizeof(f));
 	if (!kind_known)
-		f.reasons = REASON_BIT(REASON_MISSING_KIND);
+		j->f.reasons = REASON_BIT(REASON_MISSING_KIND);
 	else
-		f.reasons = refund_reasons(&p, moment, !isnull[REQ_REQUESTED_AT], kind);
+		j->f.reasons = refund_reasons(&j->p, moment, !isnull[REQ_REQUESTED_AT], kind);
 	if (backdated)
-		f.reasons |= REASON_BIT(REASON_BACKDATED_REQUEST);
-	f.reasons |= requester_reasons(ts, value, isnull, &role);
+		j->f.reasons |= REASON_BIT(REASON_BACKDATED_REQUEST);
+	j->f.reasons |= requester_reasons(ts, value, isnull, &j->role);
 
-	if (f.reasons)
+	j->f.kind_known = kind_known;
+	j->f.kind = kind;
+	j->f.p = &j->p;
+	j->f.purchase_shown = columns_readable(ts->purchases, NUM_FIELDS, ts->field_attnum);
+	j->f.purchases_name = ts->purchases_name;
+	j->f.moment_column = request_column_names[REQ_REQUESTED_AT];
+	j->f.lag = ts->max_lag;
+	j->f.schema_name = get_namespace_name(RelationGetNamespace(td->tg_relation));
+	j->f.table_name = RelationGetRelationName(td->tg_relation);
+}
+
+/*
+ * enforce_refund_policy() is a BEFORE INSERT OR UPDATE row trigger for a
+ * table of refund requests.  Arguments: the purchases table, the column(s)
+ * of the request that reference it, the purchases' key column(s) (default
+ * id), then options: requester=column|session, mpn_partner_admin_role=ROLE,
+ * account_admin_role=ROLE, max_lag=INTERVAL.  It returns the new row (with
+ * the role the decision used, when the session is the requester), or
+ * raises when the refund is not allowed.
+ */
+PG_FUNCTION_INFO_V1(enforce_refund_policy);
+Datum
+enforce_refund_policy(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = trigger_data(fcinfo, "enforce_refund_policy()", true);
+	HeapTuple	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	RequestJudgement j;
+	RequestTriggerState *ts;
+
+	judge_request(fcinfo, td, true, false, &j);
+	ts = j.ts;
+	if (!j.judged)
+		return PointerGetDatum(newtup);
+	if (j.f.reasons)
 	{
-		f.kind_known = kind_known;
-		f.kind = kind;
-		f.p = &p;
-		f.purchase_shown = columns_readable(ts->purchases, NUM_FIELDS, ts->field_attnum);
-		f.purchases_name = ts->purchases_name;
-		f.purchase_key = key;
-		f.moment_column = request_column_names[REQ_REQUESTED_AT];
-		f.lag = ts->max_lag;
-		f.schema_name = get_namespace_name(RelationGetNamespace(td->tg_relation));
-		f.table_name = RelationGetRelationName(td->tg_relation);
-		report_refused(&f);
+		j.f.purchase_key = key_text(ts->nkeys, j.given, j.given_types);
+		report_refused(&j.f);
 	}
 
 	/* With the session as the requester, the row records the role used. */
@@ -2596,11 +2669,124 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 		bool		label_null = false;
 
 		getTypeInputInfo(ts->atttype[REQ_REQUESTED_BY_ROLE], &input, &ioparam);
-		label = OidInputFunctionCall(input, (char *) authorized_roles[role], ioparam,
+		label = OidInputFunctionCall(input, (char *) authorized_roles[j.role], ioparam,
 									 ts->atttypmod[REQ_REQUESTED_BY_ROLE]);
-		newtup = heap_modify_tuple_by_cols(newtup, tupdesc, 1, &attnum, &label, &label_null);
+		newtup = heap_modify_tuple_by_cols(newtup, RelationGetDescr(td->tg_relation), 1,
+										   &attnum, &label, &label_null);
 	}
 	return PointerGetDatum(newtup);
+}
+
+/* The enabled enforce_refund_policy() trigger of a request table. */
+static Trigger *
+request_trigger_of(Relation rel, Oid trigger_func)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	Trigger    *found = NULL;
+	int			i;
+
+	for (i = 0; trigdesc && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &trigdesc->triggers[i];
+
+		if (tg->tgfoid != trigger_func || tg->tgenabled == TRIGGER_DISABLED ||
+			!TRIGGER_FOR_ROW(tg->tgtype) || !TRIGGER_FOR_BEFORE(tg->tgtype) ||
+			!TRIGGER_FOR_INSERT(tg->tgtype))
+			continue;
+		if (found)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("table \"%s\" has more than one enforce_refund_policy() trigger",
+							RelationGetRelationName(rel))));
+		found = tg;
+	}
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" has no enforce_refund_policy() trigger",
+						RelationGetRelationName(rel)),
+				 errhint("refund_request_status() answers for a table whose refund requests the trigger checks.")));
+	return found;
+}
+
+/*
+ * refund_request_status(request anyelement) returns (allowed boolean,
+ * reasons text[], deadline timestamptz): what the enforce_refund_policy()
+ * trigger of the request's table would decide for inserting this row now,
+ * without inserting it or locking the purchase.  A NULL requested_at
+ * stands for the column's default, now().  The caller must be allowed to
+ * insert into the table; the purchase's own reasons and its deadline are
+ * shown as in the trigger's refusals.  Other errors are the trigger's.
+ */
+PG_FUNCTION_INFO_V1(refund_request_status);
+Datum
+refund_request_status(PG_FUNCTION_ARGS)
+{
+	Oid			rowtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	Oid			relid = OidIsValid(rowtype) ? get_typ_typrelid(getBaseType(rowtype)) : InvalidOid;
+	Oid			trigger_func;
+	Oid			noargs[1] = {InvalidOid};
+	Relation	rel;
+	TriggerData td;
+	HeapTupleData tuple;
+	RequestJudgement j;
+	TupleDesc	result_desc;
+	const char *codes[NUM_REASONS];
+	Datum		elems[NUM_REASONS];
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	TimestampTz deadline;
+	int			n,
+				i;
+
+	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
+		getBaseType(rowtype) != get_rel_type_id(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("refund request is of type %s", format_type_be(rowtype)),
+				 errdetail("Pass a row of the refund request table, e.g. jsonb_populate_record(NULL::refund_requests, ...).")));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_INSERT, ACLMASK_ANY) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(relid)),
+				 errdetail("Asking whether a refund request would be accepted needs INSERT on its table.")));
+	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	trigger_func = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+								   CStringGetDatum("enforce_refund_policy"),
+								   PointerGetDatum(buildoidvector(noargs, 0)),
+								   ObjectIdGetDatum(get_func_namespace(fcinfo->flinfo->fn_oid)));
+	rel = table_open(relid, AccessShareLock);
+
+	/* the trigger's event, as an INSERT of this row would fire it */
+	tuple.t_data = PG_GETARG_HEAPTUPLEHEADER(0);
+	tuple.t_len = HeapTupleHeaderGetDatumLength(tuple.t_data);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = relid;
+	memset(&td, 0, sizeof(td));
+	td.type = T_TriggerData;
+	td.tg_event = TRIGGER_EVENT_INSERT | TRIGGER_EVENT_ROW | TRIGGER_EVENT_BEFORE;
+	td.tg_relation = rel;
+	td.tg_trigtuple = &tuple;
+	td.tg_trigger = request_trigger_of(rel, trigger_func);
+
+	judge_request(fcinfo, &td, false, true, &j);
+	n = refusal_codes(&j.f, codes);
+	for (i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(codes[i]);
+	values[0] = BoolGetDatum(j.f.reasons == 0);
+	values[1] = PointerGetDatum(n ? construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT)
+								: construct_empty_array(TEXTOID));
+	if (refusal_deadline(&j.f, &deadline))
+		values[2] = TimestampTzGetDatum(deadline);
+	else
+		nulls[2] = true;
+	table_close(rel, AccessShareLock);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }
 
 /* ---- the purchases' companions ---- */

@@ -525,7 +525,55 @@ CREATE TRIGGER refund_moment BEFORE INSERT ON t25.local_memberships FOR EACH ROW
 SELECT * FROM attempt($$INSERT INTO t25.local_memberships VALUES (1, 'gold', now(), false, false, false, now())$$);
 
 ------------------------------------------------------------------------
--- 8. Kept states of dropped triggers are freed
+-- 8. Asking first: refund_request_status() answers what the trigger would
+--    decide, without inserting or locking, revealing what a refusal would
+------------------------------------------------------------------------
+SELECT count(*) AS requests_before FROM t25.refund_requests \gset
+SET ROLE regress_t25_app;
+SELECT * FROM refund_rules.refund_request_status(
+  jsonb_populate_record(NULL::t25.refund_requests,
+                        '{"purchase_id": 4, "kind": "purchase", "requested_by_role": "account_admin"}'));
+SELECT allowed, reasons, deadline IS NULL AS deadline_hidden FROM refund_rules.refund_request_status(
+  jsonb_populate_record(NULL::t25.refund_requests,
+                        '{"purchase_id": 7, "kind": "purchase", "requested_by_role": "account_admin"}'));
+SELECT * FROM refund_rules.refund_request_status(
+  jsonb_populate_record(NULL::t25.refund_requests,
+                        '{"purchase_id": 7, "kind": "purchase", "requested_by_role": "intern",
+                          "requested_at": "2000-01-01 00:00+00"}'));
+SELECT * FROM attempt($$SELECT refund_rules.refund_request_status(
+  jsonb_populate_record(NULL::t25.refund_requests, '{"purchase_id": 424242, "kind": "purchase", "requested_by_role": "account_admin"}'))$$);
+RESET ROLE;
+SET ROLE regress_t25_reader;
+SELECT allowed, reasons, deadline = (SELECT purchased_at + interval '720 hours' FROM t25.purchases WHERE id = 4) AS deadline_shown
+  FROM refund_rules.refund_request_status(
+  jsonb_populate_record(NULL::t25.refund_requests,
+                        '{"purchase_id": 4, "kind": "purchase", "requested_by_role": "account_admin"}'));
+-- nothing is locked: it answers in a read-only transaction
+BEGIN READ ONLY;
+SELECT allowed, reasons FROM refund_rules.refund_request_status(
+  jsonb_populate_record(NULL::t25.refund_requests,
+                        '{"purchase_id": 7, "kind": "tax", "requested_by_role": "mpn_partner_admin"}'));
+COMMIT;
+RESET ROLE;
+-- The session as requester: the caller's roles decide.
+GRANT regress_t25_account_admins TO regress_t25_app;
+SET ROLE regress_t25_app;
+SELECT allowed, reasons FROM refund_rules.refund_request_status(ROW(8, NULL, 'intern')::t25.session_requests);
+RESET ROLE;
+REVOKE regress_t25_account_admins FROM regress_t25_app;
+SET ROLE regress_t25_app;
+SELECT allowed, reasons FROM refund_rules.refund_request_status(ROW(8, NULL, 'account_admin')::t25.session_requests);
+RESET ROLE;
+-- Who may ask: who may insert; a table the trigger does not check.
+SET ROLE regress_t25_mallory;
+SELECT * FROM attempt($$SELECT refund_rules.refund_request_status(ROW(9, now(), 'account_admin')::t25.session_requests)$$);
+RESET ROLE;
+SELECT * FROM attempt($$SELECT refund_rules.refund_request_status(ROW(1, 'gold', now(), false, false, false, NULL)::t25.memberships)$$);
+SELECT * FROM attempt($$SELECT refund_rules.refund_request_status(42)$$);
+SELECT count(*) = :requests_before AS nothing_inserted FROM t25.refund_requests;
+
+------------------------------------------------------------------------
+-- 9. Kept states of dropped triggers are freed
 ------------------------------------------------------------------------
 DO $$
 BEGIN
@@ -556,8 +604,8 @@ DROP ROLE regress_t25_app, regress_t25_reader, regress_t25_columns, regress_t25_
           regress_t25_partner_admins, regress_t25_account_admins;
 
 ------------------------------------------------------------------------
--- 9. A refund_kind label added later is bad data (22023), in a database
---    of its own (the label cannot be removed again)
+-- 10. A refund_kind label added later is bad data (22023), in a database
+--     of its own (the label cannot be removed again)
 ------------------------------------------------------------------------
 SELECT current_database() AS regress_db \gset
 CREATE DATABASE regress_t25_kind;
