@@ -124,6 +124,21 @@ SELECT * FROM attempt($$INSERT INTO t25.refund_requests (purchase_id, requested_
                         VALUES (5, 'account_admin')$$);
 RESET ROLE;
 
+-- Column privileges as a second line of defence (the README's): INSERT on
+-- the other columns only, so requested_at cannot be written at all, and
+-- SELECT (id) for INSERT ... RETURNING id.
+CREATE ROLE regress_t25_columns_app;
+GRANT USAGE ON SCHEMA t25 TO regress_t25_columns_app;
+GRANT INSERT (purchase_id, kind, requested_by_role) ON t25.refund_requests TO regress_t25_columns_app;
+GRANT SELECT (id) ON t25.refund_requests TO regress_t25_columns_app;
+GRANT USAGE ON SEQUENCE t25.refund_requests_id_seq TO regress_t25_columns_app;
+SET ROLE regress_t25_columns_app;
+SELECT * FROM attempt($$INSERT INTO t25.refund_requests (purchase_id, requested_at, requested_by_role)
+                        VALUES (7, now(), 'account_admin')$$);
+INSERT INTO t25.refund_requests (purchase_id, kind, requested_by_role) VALUES (7, 'tax', 'account_admin')
+  RETURNING id > 0 AS got_id;
+RESET ROLE;
+
 -- A transaction held open does not keep a window open: two purchases whose
 -- window closes 5 seconds from now; a request for the first right away is
 -- accepted, one for the second after 6 seconds in the same transaction
@@ -455,6 +470,17 @@ SELECT * FROM attempt($$UPDATE t25.purchases SET id = 20 WHERE id = 2$$);
 SELECT * FROM attempt($$UPDATE t25.purchases SET partner = 'contoso ltd' WHERE id = 2$$);
 SELECT * FROM attempt($$UPDATE t25.purchases SET benefits_activated = true WHERE id = 9$$);
 SELECT id, partner, benefits_activated, product_keys_viewed FROM t25.purchases WHERE id IN (2, 9) ORDER BY id;
+-- The purchases table's owner must be allowed to read the requests.
+CREATE ROLE regress_t25_owner2;
+GRANT USAGE, CREATE ON SCHEMA t25 TO regress_t25_owner2;
+SET ROLE regress_t25_owner2;
+CREATE TABLE t25.other_purchases (id bigint PRIMARY KEY, benefits_activated boolean);
+INSERT INTO t25.other_purchases VALUES (1, false);
+CREATE TRIGGER protect BEFORE UPDATE ON t25.other_purchases FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.protect_refunded_purchase('refund_requests', 'purchase_id');
+SELECT * FROM attempt($$UPDATE t25.other_purchases SET benefits_activated = true$$);
+DROP TABLE t25.other_purchases;
+RESET ROLE;
 -- Misuse: it is a BEFORE UPDATE trigger.
 CREATE TRIGGER protect_insert BEFORE INSERT ON t25.purchases FOR EACH ROW
   EXECUTE FUNCTION refund_rules.protect_refunded_purchase('refund_requests', 'purchase_id');
@@ -600,6 +626,7 @@ SELECT count(*) <= :states_before - 20 AS states_freed
 RESET ROLE;
 SET client_min_messages = warning;
 DROP SCHEMA t25 CASCADE;
+DROP ROLE regress_t25_columns_app, regress_t25_owner2;
 DROP ROLE regress_t25_app, regress_t25_reader, regress_t25_columns, regress_t25_mallory,
           regress_t25_partner_admins, regress_t25_account_admins;
 
