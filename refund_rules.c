@@ -2537,7 +2537,8 @@ typedef struct RequestJudgement
  * Judge the new row of a request trigger's event: everything but raising
  * the refusal.  lock says to lock the purchase FOR SHARE (the trigger);
  * unwritten says a NULL requested_at stands for what DEFAULT now() writes
- * (the pre-check).  Missing purchases and bad data raise here.
+ * (the pre-check).  Missing purchases and bad data raise here; what the
+ * refusal may show (f.purchase_shown) is left to the caller.
  */
 static void
 judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool lock, bool unwritten,
@@ -2623,7 +2624,6 @@ judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool lock, bool unwritte
 	j->f.kind_known = kind_known;
 	j->f.kind = kind;
 	j->f.p = &j->p;
-	j->f.purchase_shown = columns_readable(ts->purchases, NUM_FIELDS, ts->field_attnum);
 	j->f.purchases_name = ts->purchases_name;
 	j->f.moment_column = request_column_names[REQ_REQUESTED_AT];
 	j->f.lag = ts->max_lag;
@@ -2655,6 +2655,7 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtup);
 	if (j.f.reasons)
 	{
+		j.f.purchase_shown = columns_readable(ts->purchases, NUM_FIELDS, ts->field_attnum);
 		j.f.purchase_key = key_text(ts->nkeys, j.given, j.given_types);
 		report_refused(&j.f);
 	}
@@ -2775,6 +2776,7 @@ refund_request_status(PG_FUNCTION_ARGS)
 	td.tg_trigger = request_trigger_of(rel, trigger_func);
 
 	judge_request(fcinfo, &td, false, true, &j);
+	j.f.purchase_shown = columns_readable(j.ts->purchases, NUM_FIELDS, j.ts->field_attnum);
 	n = refusal_codes(&j.f, codes);
 	for (i = 0; i < n; i++)
 		elems[i] = CStringGetTextDatum(codes[i]);
