@@ -518,9 +518,9 @@ field_expected_type(PurchaseField f)
 	}
 }
 
-/* The attribute of a row type that holds field f, or NULL. */
+/* The column of a row type with this name (not dropped), or NULL. */
 static Form_pg_attribute
-find_field_column(TupleDesc tupdesc, PurchaseField f)
+table_column(TupleDesc tupdesc, const char *name)
 {
 	int			i;
 
@@ -528,10 +528,17 @@ find_field_column(TupleDesc tupdesc, PurchaseField f)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 
-		if (!att->attisdropped && strcmp(NameStr(att->attname), field_names[f]) == 0)
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return att;
 	}
 	return NULL;
+}
+
+/* The attribute of a row type that holds field f, or NULL. */
+static Form_pg_attribute
+find_field_column(TupleDesc tupdesc, PurchaseField f)
+{
+	return table_column(tupdesc, field_names[f]);
 }
 
 static void
@@ -1422,22 +1429,6 @@ trigger_data(FunctionCallInfo fcinfo, const char *funcname, bool insert_ok)
 	return td;
 }
 
-/* A column of the trigger's table, by name; InvalidAttrNumber when absent. */
-static Form_pg_attribute
-table_column(TupleDesc tupdesc, const char *name)
-{
-	int			i;
-
-	for (i = 0; i < tupdesc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att;
-	}
-	return NULL;
-}
-
 /* Whether a column's value differs between two versions of a row. */
 static bool
 column_changed(TupleDesc tupdesc, AttrNumber attnum, HeapTuple oldtup, HeapTuple newtup)
@@ -2177,52 +2168,67 @@ bound_table(Oid tgoid, Oid tgrelid)
 	return result;
 }
 
+/* Record that a trigger is bound to a table (a dependency of the trigger on it). */
+static void
+record_binding(Oid tgoid, Oid relid)
+{
+	ObjectAddress trigger;
+	ObjectAddress table;
+
+	ObjectAddressSet(trigger, TriggerRelationId, tgoid);
+	ObjectAddressSet(table, RelationRelationId, relid);
+	recordDependencyOn(&trigger, &table, DEPENDENCY_NORMAL);
+}
+
 /*
- * Bind the purchases table by identity: the table the reference's foreign
- * key references, or else the table the trigger was first used with.  The
- * name in the trigger's first argument must name that table.
+ * Bind a trigger to the table its argument names, by identity: the table
+ * fk_bound (what a foreign key references) when valid, or else the table the
+ * trigger was first used with, recorded now if this is the first use.  The
+ * name must name that table; a table that took the name over is refused.
+ */
+static void
+bind_table(const Trigger *tg, Relation rel, Oid named, const char *name, const char *what,
+		   Oid fk_bound)
+{
+	Oid			bound = OidIsValid(fk_bound) ? fk_bound : bound_table(tg->tgoid, RelationGetRelid(rel));
+
+	if (OidIsValid(bound) && bound != named)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" names %s \"%s\", but is bound to table \"%s\"",
+						tg->tgname, what, name, qualified_name(bound)),
+				 OidIsValid(fk_bound)
+				 ? errdetail("The foreign key of table \"%s\" on the reference references \"%s\".",
+							 RelationGetRelationName(rel), qualified_name(bound))
+				 : errdetail("The trigger was first used with \"%s\"; that table was renamed or another table took its name since.",
+							 qualified_name(bound)),
+				 errhint("Recreate the trigger naming the table it should read.")));
+	if (!OidIsValid(bound))
+		record_binding(tg->tgoid, named);
+}
+
+/*
+ * Bind the purchases table: the one the reference's foreign key references,
+ * with the key it references, or else the one of the first use.
  */
 static void
 bind_purchases(const Trigger *tg, Relation rel, Oid named, const char *name,
 			   RequestTriggerState *ts)
 {
 	ForeignKeyCacheInfo *fk = reference_foreign_key(rel, ts->nkeys, ts->keys);
-	Oid			bound = fk ? fk->confrelid : bound_table(tg->tgoid, RelationGetRelid(rel));
 	int			i,
 				j;
 
-	if (OidIsValid(bound) && bound != named)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" names purchases table \"%s\", but is bound to table \"%s\"",
-						tg->tgname, name, qualified_name(bound)),
-				 fk ? errdetail("The foreign key of refund request table \"%s\" on the reference references \"%s\".",
-								RelationGetRelationName(rel), qualified_name(bound))
-				 : errdetail("The trigger was first used with \"%s\"; that table was renamed or another table took its name since.",
-							 qualified_name(bound)),
-				 errhint("Recreate the trigger naming the purchases table it should read.")));
-	if (fk)
-	{
-		/* the key must be the one the foreign key references, pair by pair */
-		for (i = 0; i < ts->nkeys; i++)
-			for (j = 0; j < fk->nkeys; j++)
-				if (fk->conkey[j] == ts->keys[i].given && fk->confkey[j] != ts->keys[i].looked_up)
-					ereport(ERROR,
-							(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-							 errmsg("trigger \"%s\" looks purchases up by column \"%s\", but the foreign key references column \"%s\"",
-									tg->tgname, get_attname(named, ts->keys[i].looked_up, false),
-									get_attname(named, fk->confkey[j], false)),
-							 errhint("Pass the referenced columns as the key columns of enforce_refund_policy().")));
-	}
-	else if (!OidIsValid(bound))
-	{
-		ObjectAddress trigger;
-		ObjectAddress table;
-
-		ObjectAddressSet(trigger, TriggerRelationId, tg->tgoid);
-		ObjectAddressSet(table, RelationRelationId, named);
-		recordDependencyOn(&trigger, &table, DEPENDENCY_NORMAL);
-	}
+	bind_table(tg, rel, named, name, "purchases table", fk ? fk->confrelid : InvalidOid);
+	for (i = 0; fk && i < ts->nkeys; i++)
+		for (j = 0; j < fk->nkeys; j++)
+			if (fk->conkey[j] == ts->keys[i].given && fk->confkey[j] != ts->keys[i].looked_up)
+				ereport(ERROR,
+						(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						 errmsg("trigger \"%s\" looks purchases up by column \"%s\", but the foreign key references column \"%s\"",
+								tg->tgname, get_attname(named, ts->keys[i].looked_up, false),
+								get_attname(named, fk->confkey[j], false)),
+						 errhint("Pass the referenced columns as the key columns of enforce_refund_policy().")));
 }
 
 /* Parse the options (arguments with "=") of enforce_refund_policy(). */
@@ -2793,17 +2799,12 @@ refund_request_status(PG_FUNCTION_ARGS)
 
 /* ---- the purchases' companions ---- */
 
-/*
- * The table a companion trigger names, locked and bound by identity: the
- * table it was first used with (recorded as a dependency), so a table that
- * takes the name over later is refused, not read.
- */
+/* The table a companion trigger names, locked and bound by identity. */
 static Oid
 bound_named_table(const Trigger *tg, Relation rel, int argno, const char *what)
 {
 	char	   *named;
 	Oid			relid = locked_table(tg, argno, home_namespace(rel), RowShareLock, &named);
-	Oid			bound;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -2811,24 +2812,7 @@ bound_named_table(const Trigger *tg, Relation rel, int argno, const char *what)
 				 errmsg("%s \"%s\" of trigger \"%s\" does not exist", what, named, tg->tgname),
 				 errhint("An unqualified name is looked up in the schema of the table the trigger is on.")));
 	require_table(tg, relid, what);
-	bound = bound_table(tg->tgoid, RelationGetRelid(rel));
-	if (OidIsValid(bound) && bound != relid)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" names %s \"%s\", but is bound to table \"%s\"",
-						tg->tgname, what, named, qualified_name(bound)),
-				 errdetail("The trigger was first used with \"%s\"; that table was renamed or another table took its name since.",
-						   qualified_name(bound)),
-				 errhint("Recreate the trigger naming the table it should read.")));
-	if (!OidIsValid(bound))
-	{
-		ObjectAddress trigger;
-		ObjectAddress table;
-
-		ObjectAddressSet(trigger, TriggerRelationId, tg->tgoid);
-		ObjectAddressSet(table, RelationRelationId, relid);
-		recordDependencyOn(&trigger, &table, DEPENDENCY_NORMAL);
-	}
+	bind_table(tg, rel, relid, named, what, InvalidOid);
 	return relid;
 }
 
