@@ -155,6 +155,7 @@ typedef enum Reason
 {
 	REASON_MISSING_KIND,
 	REASON_BACKDATED_REQUEST,
+	REASON_POSTDATED_REQUEST,
 	REASON_NOT_YET_PURCHASED,
 	REASON_REFUND_WINDOW_EXPIRED,
 	REASON_TAX_REFUND_WINDOW_EXPIRED,
@@ -177,6 +178,7 @@ typedef enum Reason
 static const char *const reason_codes[NUM_REASONS] = {
 	"missing_kind",
 	"backdated_request",
+	"postdated_request",
 	"not_yet_purchased",
 	"refund_window_expired",
 	"tax_refund_window_expired",
@@ -1161,7 +1163,7 @@ _refund_status(PG_FUNCTION_ARGS)
 /* Reasons about the request itself, never about the purchase's state. */
 #define REQUEST_REASONS \
 	(REASON_BIT(REASON_MISSING_KIND) | REASON_BIT(REASON_BACKDATED_REQUEST) | \
-	 REASON_BIT(REASON_MISSING_REQUESTED_AT) | \
+	 REASON_BIT(REASON_POSTDATED_REQUEST) | REASON_BIT(REASON_MISSING_REQUESTED_AT) | \
 	 REASON_BIT(REASON_REQUESTER_NOT_AUTHORIZED) | \
 	 REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE))
 
@@ -1222,19 +1224,29 @@ key_text(int nkeys, const Datum *values, const Oid *types)
 }
 
 /*
- * The moment a write of a refund is judged at: the later of the moment it
- * writes and the start of its statement.  *backdated is set when a moment
- * this statement writes lies before the start of its transaction (what
- * DEFAULT now() writes) by more than lag.
+ * The reasons of a refund written with a moment.  It is judged at the
+ * database's clock when the row is written, or at the moment written if
+ * that is later.  A moment this statement writes must lie between the start
+ * of the transaction (what DEFAULT now() writes) and the clock, give or
+ * take lag (backdated_request or postdated_request otherwise), and in the
+ * window itself, so the CHECK that judges it later agrees.
  */
-static TimestampTz
-judged_moment(TimestampTz written, bool written_now, int64 lag, bool *backdated)
+static uint32
+written_refund_reasons(const Purchase *p, TimestampTz written, bool written_now, int64 lag,
+					   RefundKind kind)
 {
-	TimestampTz statement_start = GetCurrentStatementStartTimestamp();
-	TimestampTz earliest = GetCurrentTransactionStartTimestamp() - lag;
+	TimestampTz clock = GetCurrentTimestamp();
+	bool		backdated = written_now && written < GetCurrentTransactionStartTimestamp() - lag;
+	bool		postdated = written_now && written > clock + lag;
+	uint32		reasons = refund_reasons(p, postdated ? clock : Max(written, clock), true, kind);
 
-	*backdated = written_now && written < earliest;
-	return Max(written, statement_start);
+	if (backdated)
+		return reasons | REASON_BIT(REASON_BACKDATED_REQUEST);
+	if (postdated)
+		return reasons | REASON_BIT(REASON_POSTDATED_REQUEST);
+	if (written_now)
+		reasons |= window_reasons(p, written, true, kind);
+	return reasons;
 }
 
 /* What a refusal says; see report_refused. */
@@ -1316,13 +1328,13 @@ report_refused(const Refusal *f)
 		appendStringInfo(&list, "%s%s", i ? ", " : "", codes[i]);
 
 	initStringInfo(&hint);
-	if (f->reasons & REASON_BIT(REASON_BACKDATED_REQUEST))
+	if (f->reasons & (REASON_BIT(REASON_BACKDATED_REQUEST) | REASON_BIT(REASON_POSTDATED_REQUEST)))
 	{
 		if (f->lag > 0)
-			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment more than %s before the start of the transaction is refused.",
+			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment written must lie between the start of the transaction and the moment the row is written, give or take %s.",
 							 f->moment_column, format_lag(f->lag));
 		else
-			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment before the start of the transaction is refused.",
+			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment written must lie between the start of the transaction and the moment the row is written.",
 							 f->moment_column);
 	}
 	if (hidden)
@@ -1346,26 +1358,40 @@ report_refused(const Refusal *f)
 			 f->table_name ? err_generic_string(PG_DIAG_TABLE_NAME, f->table_name) : 0));
 }
 
-/* The schema and name of the table whose row type is rowtype, if any. */
-static void
-row_table_names(Oid rowtype, const char **schema_name, const char **table_name)
+/* Whether the user may read these columns of a table, as a foreign key's error asks. */
+static bool
+columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
+{
+	Oid			user = GetUserId();
+	int			i;
+
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
+		return true;
+	for (i = 0; i < ncols; i++)
+		if (attnums[i] != InvalidAttrNumber &&
+			pg_attribute_aclcheck(relid, attnums[i], user, ACL_SELECT) != ACLCHECK_OK)
+			return false;
+	return true;
+}
+
+/* The table whose row type is rowtype, or InvalidOid. */
+static Oid
+row_table(Oid rowtype)
 {
 	Oid			relid = OidIsValid(rowtype) ? get_typ_typrelid(getBaseType(rowtype)) : InvalidOid;
 	char		relkind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
 
-	*schema_name = *table_name = NULL;
-	if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE)
-	{
-		*schema_name = get_namespace_name(get_rel_namespace(relid));
-		*table_name = get_rel_name(relid);
-	}
+	return (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) ? relid : InvalidOid;
 }
 
 /*
  * check_refund(purchase record, requested_at timestamptz, kind refund_kind)
  * returns boolean: true when the refund is provably allowed; otherwise it
- * raises check_violation, naming the table when the row is a table's.
- * NULL anywhere raises too.  Reads stored values only: the moment written
+ * raises check_violation, naming the table when the row is a table's (its
+ * purchase's reasons then shown only to who may read them, as the
+ * trigger's).  NULL anywhere raises too.  Reads stored values only: the moment written
  * is guarded by enforce_refund_moment().
  */
 PG_FUNCTION_INFO_V1(check_refund);
@@ -1378,6 +1404,7 @@ check_refund(PG_FUNCTION_ARGS)
 	bool		as_of_known = !PG_ARGISNULL(1);
 	Purchase	p;
 	Refusal		f;
+	Oid			relid;
 
 	read_purchase(fcinfo, cache, 0, fields_for_kind(kind), &p);
 	memset(&f, 0, sizeof(f));
@@ -1391,10 +1418,17 @@ check_refund(PG_FUNCTION_ARGS)
 		f.kind_known = kind_known;
 		f.kind = kind;
 		f.p = &p;
-		f.purchase_shown = true;	/* the row being written */
-		row_table_names(PG_ARGISNULL(0) ? get_fn_expr_argtype(fcinfo->flinfo, 0)
-						: HeapTupleHeaderGetTypeId(PG_GETARG_HEAPTUPLEHEADER(0)),
-						&f.schema_name, &f.table_name);
+		f.purchase_shown = true;
+		relid = row_table(PG_ARGISNULL(0) ? get_fn_expr_argtype(fcinfo->flinfo, 0)
+						  : HeapTupleHeaderGetTypeId(PG_GETARG_HEAPTUPLEHEADER(0)));
+		if (OidIsValid(relid))
+		{
+			/* a table's row: named in the error, shown to who may read it */
+			f.schema_name = get_namespace_name(get_rel_namespace(relid));
+			f.table_name = get_rel_name(relid);
+			f.purchases_name = psprintf("%s.%s", f.schema_name, f.table_name);
+			f.purchase_shown = columns_readable(relid, NUM_FIELDS, cache->reader.attnum);
+		}
 		report_refused(&f);
 	}
 	PG_RETURN_BOOL(true);
@@ -1504,24 +1538,6 @@ report_unknown_option(const Trigger *tg, const char *arg, const char *known)
 			 errhint("Options are %s.", known)));
 }
 
-/* Whether the user may read these columns of a table, as a foreign key's error asks. */
-static bool
-columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
-{
-	Oid			user = GetUserId();
-	int			i;
-
-	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
-		return false;
-	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
-		return true;
-	for (i = 0; i < ncols; i++)
-		if (attnums[i] != InvalidAttrNumber &&
-			pg_attribute_aclcheck(relid, attnums[i], user, ACL_SELECT) != ACLCHECK_OK)
-			return false;
-	return true;
-}
-
 /*
  * The relation a (possibly qualified) name names, locked in lockmode; the
  * name is looked up again after the lock, so a concurrent rename or drop
@@ -1629,16 +1645,18 @@ setup_key_column(KeyColumn *k, Oid looked_up_type, const char *given_name,
 	Oid			refbase = getBaseType(k->given_type);
 	Oid			opclass = GetDefaultOpClass(keybase, BTREE_AM_OID);
 	Oid			opfamily = OidIsValid(opclass) ? get_opclass_family(opclass) : InvalidOid;
+	/* the type the operators take: text for varchar */
+	Oid			keyop = OidIsValid(opclass) ? get_opclass_input_type(opclass) : keybase;
 	Oid			castfunc = InvalidOid;
 
 	k->cast = InvalidOid;
-	k->eq = btree_equality(opfamily, keybase, refbase);
+	k->eq = btree_equality(opfamily, keyop, refbase);
 	k->param_type = refbase;
 	if (!OidIsValid(k->eq))
 	{
-		k->eq = btree_equality(opfamily, keybase, keybase);
-		k->param_type = keybase;
-		if (IsBinaryCoercible(refbase, keybase))
+		k->eq = btree_equality(opfamily, keyop, keyop);
+		k->param_type = keyop;
+		if (IsBinaryCoercible(refbase, keyop))
 			;					/* the value serves as it is */
 		else if (find_coercion_pathway(keybase, refbase, COERCION_IMPLICIT,
 									   &castfunc) == COERCION_PATH_FUNC)
@@ -2541,14 +2559,13 @@ typedef struct RequestJudgement
 
 /*
  * Judge the new row of a request trigger's event: everything but raising
- * the refusal.  lock says to lock the purchase FOR SHARE (the trigger);
- * unwritten says a NULL requested_at stands for what DEFAULT now() writes
- * (the pre-check).  Missing purchases and bad data raise here; what the
+ * the refusal.  The trigger locks the purchase FOR SHARE; asking (the
+ * pre-check) does not, and judges a request made now, whatever moment the
+ * row says, so the answer tells no more than a request made now would.  Missing purchases and bad data raise here; what the
  * refusal may show (f.purchase_shown) is left to the caller.
  */
 static void
-judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool lock, bool unwritten,
-			  RequestJudgement *j)
+judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool asking, RequestJudgement *j)
 {
 	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
@@ -2560,8 +2577,6 @@ judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool lock, bool unwritte
 	Datum		params[INDEX_MAX_KEYS];
 	bool		kind_known;
 	RefundKind	kind;
-	TimestampTz moment = 0;
-	bool		backdated = false;
 	int			c;
 
 	memset(j, 0, sizeof(RequestJudgement));
@@ -2583,8 +2598,9 @@ judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool lock, bool unwritte
 		if (ts->attnum[c] != InvalidAttrNumber)
 			value[c] = heap_getattr(newtup, ts->attnum[c], tupdesc, &isnull[c]);
 	}
-	if (unwritten && isnull[REQ_REQUESTED_AT])
+	if (asking)
 	{
+		/* a request made now: what DEFAULT now() writes, whatever the row says */
 		value[REQ_REQUESTED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		isnull[REQ_REQUESTED_AT] = false;
 	}
@@ -2600,14 +2616,7 @@ judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool lock, bool unwritte
 						   NameStr(TupleDescAttr(tupdesc, ts->keys[c].given - 1)->attname)),
 				 errtable(td->tg_relation)));
 
-	/* The moment is the database's: never earlier than this statement. */
-	if (!isnull[REQ_REQUESTED_AT])
-		moment = judged_moment(DatumGetTimestampTz(value[REQ_REQUESTED_AT]),
-							   !is_update || column_changed(tupdesc, ts->attnum[REQ_REQUESTED_AT],
-															td->tg_trigtuple, newtup),
-							   ts->max_lag, &backdated);
-
-	if (!fetch_purchase(ts, params, j->given, j->given_types, kind, lock, &j->p))
+	if (!fetch_purchase(ts, params, j->given, j->given_types, kind, !asking, &j->p))
 	{
 		char	   *key = key_text(ts->nkeys, j->given, j->given_types);
 
@@ -2619,12 +2628,16 @@ judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool lock, bool unwritte
 				 errtable(td->tg_relation)));
 	}
 
+	/* The moment is the database's, read once the purchase is locked. */
 	if (!kind_known)
 		j->f.reasons = REASON_BIT(REASON_MISSING_KIND);
+	else if (isnull[REQ_REQUESTED_AT])
+		j->f.reasons = refund_reasons(&j->p, 0, false, kind);
 	else
-		j->f.reasons = refund_reasons(&j->p, moment, !isnull[REQ_REQUESTED_AT], kind);
-	if (backdated)
-		j->f.reasons |= REASON_BIT(REASON_BACKDATED_REQUEST);
+		j->f.reasons = written_refund_reasons(&j->p, DatumGetTimestampTz(value[REQ_REQUESTED_AT]),
+											  !is_update || column_changed(tupdesc, ts->attnum[REQ_REQUESTED_AT],
+																		   td->tg_trigtuple, newtup),
+											  ts->max_lag, kind);
 	j->f.reasons |= requester_reasons(ts, value, isnull, &j->role);
 
 	j->f.kind_known = kind_known;
@@ -2655,7 +2668,7 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 	RequestJudgement j;
 	RequestTriggerState *ts;
 
-	judge_request(fcinfo, td, true, false, &j);
+	judge_request(fcinfo, td, false, &j);
 	ts = j.ts;
 	if (!j.judged)
 		return PointerGetDatum(newtup);
@@ -2696,7 +2709,12 @@ request_trigger_of(Relation rel, Oid trigger_func)
 	{
 		Trigger    *tg = &trigdesc->triggers[i];
 
-		if (tg->tgfoid != trigger_func || tg->tgenabled == TRIGGER_DISABLED ||
+		/* only a trigger that would fire in this session */
+		bool		fires = (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+			? (tg->tgenabled == TRIGGER_FIRES_ON_REPLICA || tg->tgenabled == TRIGGER_FIRES_ALWAYS)
+			: (tg->tgenabled == TRIGGER_FIRES_ON_ORIGIN || tg->tgenabled == TRIGGER_FIRES_ALWAYS);
+
+		if (tg->tgfoid != trigger_func || !fires ||
 			!TRIGGER_FOR_ROW(tg->tgtype) || !TRIGGER_FOR_BEFORE(tg->tgtype) ||
 			!TRIGGER_FOR_INSERT(tg->tgtype))
 			continue;
@@ -2710,7 +2728,7 @@ request_trigger_of(Relation rel, Oid trigger_func)
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table \"%s\" has no enforce_refund_policy() trigger",
+				 errmsg("table \"%s\" has no enforce_refund_policy() trigger that fires",
 						RelationGetRelationName(rel)),
 				 errhint("refund_request_status() answers for a table whose refund requests the trigger checks.")));
 	return found;
@@ -2781,7 +2799,7 @@ refund_request_status(PG_FUNCTION_ARGS)
 	td.tg_trigtuple = &tuple;
 	td.tg_trigger = request_trigger_of(rel, trigger_func);
 
-	judge_request(fcinfo, &td, false, true, &j);
+	judge_request(fcinfo, &td, true, &j);
 	j.f.purchase_shown = columns_readable(j.ts->purchases, NUM_FIELDS, j.ts->field_attnum);
 	n = refusal_codes(&j.f, codes);
 	for (i = 0; i < n; i++)
@@ -3044,21 +3062,24 @@ enforce_refund_moment(PG_FUNCTION_ARGS)
 	MomentGuard *g = moment_guard(fcinfo, td);
 	bool		isnull;
 	Datum		written = heap_getattr(newtup, g->attnum, tupdesc, &isnull);
-	bool		backdated;
-	TimestampTz moment;
 	Purchase	p;
 	Refusal		f;
+
+	/* Once refunded, always refunded: the moment cannot be withdrawn. */
+	if (isnull && is_update && !heap_attisnull(td->tg_trigtuple, g->attnum, tupdesc))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("refund recorded in column \"%s\" cannot be withdrawn", g->column),
+				 errdetail("Once refunded, always refunded: the column may change only to another allowed moment."),
+				 errtable(td->tg_relation)));
 
 	/* Only a moment this statement writes; the CHECK judges the rest. */
 	if (isnull || (is_update && !column_changed(tupdesc, g->attnum, td->tg_trigtuple, newtup)))
 		return PointerGetDatum(newtup);
 
-	moment = judged_moment(DatumGetTimestampTz(written), true, g->max_lag, &backdated);
 	read_purchase_tuple(&g->reader, &g->ext, newtup, fields_for_kind(g->kind), &p);
 	memset(&f, 0, sizeof(f));
-	f.reasons = refund_reasons(&p, moment, true, g->kind);
-	if (backdated)
-		f.reasons |= REASON_BIT(REASON_BACKDATED_REQUEST);
+	f.reasons = written_refund_reasons(&p, DatumGetTimestampTz(written), true, g->max_lag, g->kind);
 	if (f.reasons)
 	{
 		f.kind_known = true;

@@ -2,11 +2,15 @@
 -- 21_trigger: the trigger enforce_refund_policy() on a table of refund requests
 --
 -- Every reason through the trigger, compared with a reference written in SQL
--- from refund-policy.md (the requester's role included); the exact error
--- text, SQLSTATE, DETAIL and HINT; NULLs fail closed; a missing purchase is a
--- foreign key violation; the kind column present or absent, text or enum;
--- schema-qualified and quoted names and a key column other than id; on
--- UPDATE only a change of a column the check reads re-checks.
+-- from refund-policy.md (the requester's role and the moment written
+-- included); the exact error text, SQLSTATE, DETAIL and HINT; NULLs fail
+-- closed; a missing purchase is a foreign key violation; the kind column
+-- present or absent, text or enum; schema-qualified and quoted names and a
+-- key column other than id; on UPDATE only a change of a column the check
+-- reads re-checks.  The trigger judges at the database's clock, so the
+-- purchases are placed relative to now(), at least an hour from any edge
+-- of a window (the edges to the microsecond are 11_windows' and
+-- 20_check_refund's), and the moments in HINT are written as T.
 --
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
@@ -18,25 +22,28 @@ SET search_path = enf_trig, public;
 \set SHOW_CONTEXT never
 
 -- The reference: the reasons of refund-policy.md, in its order, written in
--- SQL; kind NULL: the refund cannot be judged, only missing_kind, then the
--- requester.
+-- SQL, for a request written with the moment written_at and judged now
+-- (the clock, at least an hour from every edge here); kind NULL: the refund
+-- cannot be judged, only missing_kind, then the requester.
 CREATE FUNCTION ref_reasons(offer text, purchased_at timestamptz, benefits boolean,
                             keys boolean, upgraded boolean, tax_exempt boolean,
-                            as_of timestamptz, kind text, role text)
-RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+                            written_at timestamptz, kind text, role text)
+RETURNS text[] LANGUAGE sql STABLE AS $$
   SELECT array_remove(ARRAY[
       CASE WHEN kind IS NULL THEN 'missing_kind' END,
-      CASE WHEN kind IS NOT NULL AND purchased_at IS NULL THEN 'missing_purchased_at' END,
-      CASE WHEN kind IS NOT NULL AND as_of IS NULL THEN 'missing_requested_at' END,
-      CASE WHEN kind IS NOT NULL AND purchased_at IS NOT NULL AND as_of IS NOT NULL THEN
-        CASE WHEN as_of < purchased_at THEN 'not_yet_purchased'
-             WHEN kind = 'purchase' AND as_of > purchased_at + interval '720 hours'
+      CASE WHEN kind IS NOT NULL AND written_at < now() THEN 'backdated_request' END,
+      CASE WHEN kind IS NOT NULL AND written_at > now() + interval '1 minute' THEN 'postdated_request' END,
+      CASE WHEN kind IS NOT NULL AND purchased_at IS NOT NULL AND written_at IS NOT NULL THEN
+        CASE WHEN now() < purchased_at THEN 'not_yet_purchased'
+             WHEN kind = 'purchase' AND now() > purchased_at + interval '720 hours'
                THEN 'refund_window_expired'
-             WHEN kind = 'tax' AND as_of > ((purchased_at AT TIME ZONE 'UTC')
+             WHEN kind = 'tax' AND now() > ((purchased_at AT TIME ZONE 'UTC')
                                             + interval '1 year') AT TIME ZONE 'UTC'
                THEN 'tax_refund_window_expired'
         END
       END,
+      CASE WHEN kind IS NOT NULL AND purchased_at IS NULL THEN 'missing_purchased_at' END,
+      CASE WHEN kind IS NOT NULL AND written_at IS NULL THEN 'missing_requested_at' END,
       CASE WHEN kind = 'purchase' THEN
         CASE WHEN benefits IS NULL THEN 'missing_benefits_activated'
              WHEN benefits THEN 'benefits_activated' END END,
@@ -68,17 +75,22 @@ LANGUAGE sql IMMUTABLE AS $$
            || ' of purchase "' || purchase_key || '" is not allowed' END,
          CASE WHEN cardinality(reasons) > 0 THEN
            'Reasons: ' || array_to_string(reasons, ', ') || '.' END,
-         CASE WHEN cardinality(reasons) > 0 AND kind IS NOT NULL AND purchased_at IS NOT NULL THEN
-           CASE WHEN kind = 'tax' THEN 'Tax refunds' ELSE 'Refunds' END
-           || ' of this purchase are allowed from '
-           || to_char(purchased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00 until '
-           || to_char(CASE WHEN kind = 'tax'
-                        THEN ((purchased_at AT TIME ZONE 'UTC') + interval '1 year')
-                        ELSE (purchased_at AT TIME ZONE 'UTC') + interval '720 hours' END,
-                      'YYYY-MM-DD HH24:MI:SS') || '+00.' END
+         nullif(concat_ws(' ',
+           CASE WHEN reasons && ARRAY['backdated_request', 'postdated_request'] THEN
+             'Leave column "requested_at" to its default, now(); a moment written must lie between the start of the transaction and the moment the row is written.' END,
+           CASE WHEN cardinality(reasons) > 0 AND kind IS NOT NULL AND purchased_at IS NOT NULL THEN
+             CASE WHEN kind = 'tax' THEN 'Tax refunds' ELSE 'Refunds' END
+             || ' of this purchase are allowed from '
+             || to_char(purchased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00 until '
+             || to_char(CASE WHEN kind = 'tax'
+                          THEN ((purchased_at AT TIME ZONE 'UTC') + interval '1 year')
+                          ELSE (purchased_at AT TIME ZONE 'UTC') + interval '720 hours' END,
+                        'YYYY-MM-DD HH24:MI:SS') || '+00.' END), '')
 $$;
 
--- The purchases: every offer and flag value, a known and a NULL purchase time.
+-- The purchases: every offer and flag value, at each place relative to the
+-- windows (1 day ago: both open; 31 days ago: only the tax window; 400 days
+-- ago: neither; tomorrow: not yet purchased) and NULL, in whole seconds.
 CREATE TABLE purchases (
     id                          integer PRIMARY KEY,
     offer                       refund_rules.mpn_offer,
@@ -89,18 +101,18 @@ CREATE TABLE purchases (
     tax_exempt                  boolean
 );
 INSERT INTO purchases
-SELECT row_number() OVER (ORDER BY o, t, b, k, u, te), o, t, b, k, u, te
+SELECT row_number() OVER (ORDER BY o, t, b, k, u, te), o,
+       date_trunc('second', now()) + t, b, k, u, te
 FROM unnest(ARRAY['action_pack', 'silver', 'gold', NULL]::refund_rules.mpn_offer[]) o,
-     unnest(ARRAY['2038-11-20 09:00:00+00', NULL]::timestamptz[]) t,
+     unnest(ARRAY['-1 day', '-31 days', '-400 days', '1 day', NULL]::interval[]) t,
      unnest(ARRAY[false, true, NULL]) b,
      unnest(ARRAY[false, true, NULL]) k,
      unnest(ARRAY[false, true, NULL]) u,
      unnest(ARRAY[true, false, NULL]) te;
-CREATE TABLE moments (m integer, as_of timestamptz);
-INSERT INTO moments VALUES
-  (0, '2038-11-20 08:59:59.999999+00'), (1, '2038-11-20 09:00:00+00'),
-  (2, '2038-12-20 09:00:00+00'), (3, '2038-12-20 09:00:00.000001+00'),
-  (4, '2039-11-20 09:00:00+00'), (5, '2039-11-20 09:00:00.000001+00'), (6, NULL);
+-- The moments written, relative to the statement's now(): its default,
+-- NULL, an hour before (backdated), an hour after (postdated).
+CREATE TABLE moments (m integer, written interval);
+INSERT INTO moments VALUES (0, '0'), (1, NULL), (2, '-1 hour'), (3, '1 hour');
 CREATE TABLE kinds (n integer, kind refund_rules.refund_kind);
 INSERT INTO kinds VALUES (0, 'purchase'), (1, 'tax'), (2, NULL);
 CREATE TABLE roles (n integer, role text);
@@ -138,16 +150,16 @@ END $$;
 -- 1. Every purchase at every moment, each kind; the four roles in turn
 ------------------------------------------------------------------------
 CREATE TABLE results AS
-SELECT p.id, mo.as_of, k.kind, ro.role, r.*,
+SELECT p.id, mo.m, now() + mo.written AS as_of, k.kind, ro.role, r.*,
        e.code AS e_code, e.message AS e_message, e.detail AS e_detail, e.hint AS e_hint,
        x.reasons
 FROM purchases p CROSS JOIN moments mo CROSS JOIN kinds k
 JOIN roles ro ON ro.n = (p.id + mo.m + k.n) % 4
 CROSS JOIN LATERAL ref_reasons(p.offer::text, p.purchased_at, p.benefits_activated,
                                p.product_keys_viewed, p.upgraded_with_gold_discount,
-                               p.tax_exempt, mo.as_of, k.kind::text, ro.role) x(reasons)
+                               p.tax_exempt, now() + mo.written, k.kind::text, ro.role) x(reasons)
 CROSS JOIN LATERAL ref_error(x.reasons, p.purchased_at, k.kind::text, p.id::text) e
-CROSS JOIN LATERAL try_request(p.id, mo.as_of, k.kind, ro.role) r;
+CROSS JOIN LATERAL try_request(p.id, now() + mo.written, k.kind, ro.role) r;
 
 -- Verdict: every request got exactly what the reference says (0 mismatches),
 -- and exactly the allowed ones are in the table.
@@ -161,10 +173,10 @@ FROM results;
 SELECT reason, count(*) AS cases, count(*) FILTER (WHERE cardinality(reasons) = 1) AS alone
 FROM results, unnest(reasons) reason
 GROUP BY reason ORDER BY reason;
-SELECT id, as_of, kind, role, code, detail, e_detail, hint, e_hint
+SELECT id, m, kind, role, code, detail, e_detail, hint, e_hint
 FROM results
 WHERE (code, message, detail, hint) IS DISTINCT FROM (e_code, e_message, e_detail, e_hint)
-ORDER BY id, as_of, kind LIMIT 5;
+ORDER BY id, m, kind LIMIT 5;
 -- Only the two roles of the policy ever got a refund in.
 SELECT requested_by_role, count(*) AS accepted FROM refund_requests
 GROUP BY requested_by_role ORDER BY requested_by_role;
@@ -180,124 +192,124 @@ TRUNCATE refund_requests;
 ------------------------------------------------------------------------
 -- 2. The errors as a user sees them
 ------------------------------------------------------------------------
+-- What a statement got, with the moments in the HINT written as T.
+CREATE FUNCTION attempt(stmt text, OUT code text, OUT message text, OUT detail text, OUT hint text)
+LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE stmt;
+  code := '00000';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+  detail := nullif(detail, '');
+  hint := nullif(regexp_replace(hint, '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00', 'T', 'g'), '');
+END $$;
 INSERT INTO purchases VALUES
-  (1001, 'gold', '2038-11-20 09:00+00', false, false, false, true),
-  (1002, 'silver', '2038-10-26 11:59:59+00', true, true, true, false),
-  (1003, 'silver', '2038-11-20 00:00+00', false, false, true, NULL),
-  (1004, 'action_pack', '2038-11-01 00:00+00', false, NULL, false, false),
-  (1005, 'gold', '2036-02-29 12:00+00', true, true, false, true);
+  (9001, 'gold', date_trunc('second', now()) - interval '5 days 3 hours', false, false, false, true),
+  (9002, 'silver', date_trunc('second', now()) - interval '30 days 1 second', true, true, true, false),
+  (9003, 'silver', date_trunc('second', now()) - interval '5 days 12 hours', false, false, true, NULL),
+  (9004, 'action_pack', date_trunc('second', now()) - interval '24 days 12 hours', false, NULL, false, false),
+  (9005, 'gold', date_trunc('second', now()) - interval '200 days', true, true, false, true),
+  (9006, 'gold', date_trunc('second', now()) - interval '400 days', true, true, false, true),
+  (9007, 'gold', date_trunc('second', now()) + interval '1 day', false, false, false, true),
+  (9008, 'gold', date_trunc('second', now()) - interval '31 days', false, false, false, true);
 -- The two roles of the policy may request; a refund in the window is accepted.
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role) VALUES
-  (1001, '2038-11-25 12:00+00', 'purchase', 'mpn_partner_admin'),
-  (1001, '2038-11-25 12:00+00', 'purchase', 'account_admin'),
-  (1001, '2039-11-20 09:00+00', 'tax', 'account_admin'),
-  (1005, '2037-02-28 12:00+00', 'tax', 'mpn_partner_admin');
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role) VALUES
+  (9001, now(), 'purchase', 'mpn_partner_admin'),
+  (9001, now(), 'purchase', 'account_admin'),
+  (9001, now(), 'tax', 'account_admin'),
+  (9005, now(), 'tax', 'mpn_partner_admin')$$);
 -- Any other role, spelled however closely, is not authorized.
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2038-11-25 12:00+00', 'purchase', 'billing_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2038-11-25 12:00+00', 'purchase', 'Account_Admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2038-11-25 12:00+00', 'purchase', 'account_admin ');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2038-11-25 12:00+00', 'purchase', '');
-\echo SQLSTATE :SQLSTATE
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9001, now(), 'purchase', 'billing_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9001, now(), 'purchase', 'Account_Admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9001, now(), 'purchase', 'account_admin ')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9001, now(), 'purchase', '')$$);
 -- Every reason of a purchase refund at once, and the requester's.
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1002, '2038-11-25 12:00+00', 'purchase', 'partner');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1003, '2038-11-25 12:00+00', 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
--- Tax refunds: the other window and tax_exempt.
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1005, '2037-02-28 12:00:00.000001+00', 'tax', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1002, '2038-11-25 12:00+00', 'tax', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2038-11-20 08:59:59+00', 'tax', 'account_admin');
-\echo SQLSTATE :SQLSTATE
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9002, now(), 'purchase', 'partner')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9003, now(), 'purchase', 'account_admin')$$);
+-- Tax refunds: the other window (past, not yet begun) and tax_exempt.
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9006, now(), 'tax', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9002, now(), 'tax', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9007, now(), 'tax', 'account_admin')$$);
 -- NULLs fail closed: a field of the purchase, requested_at, kind, the role.
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1004, '2038-11-25 12:00+00', 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1003, '2038-11-25 12:00+00', 'tax', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, NULL, 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2038-11-25 12:00+00', NULL, 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2038-11-25 12:00+00', 'purchase', NULL);
-\echo SQLSTATE :SQLSTATE
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9004, now(), 'purchase', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9003, now(), 'tax', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9001, NULL, 'purchase', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9001, now(), NULL, 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9001, now(), 'purchase', NULL)$$);
 -- A request that names no purchase, or one that does not exist: 23503.
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (NULL, '2038-11-25 12:00+00', 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (999999, '2038-11-25 12:00+00', 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (NULL, now(), 'purchase', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (999999, now(), 'purchase', 'account_admin')$$);
 -- One refused row stops the whole statement.
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role) VALUES
-  (1001, '2038-11-26 12:00+00', 'purchase', 'account_admin'),
-  (1002, '2038-11-26 12:00+00', 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
--- The HINT is in UTC whatever the session's TimeZone and DateStyle.
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role) VALUES
+  (9001, now(), 'purchase', 'account_admin'),
+  (9002, now(), 'purchase', 'account_admin')$$);
+-- The HINT is in UTC whatever the session's TimeZone and DateStyle (the
+-- moments, as the purchase has them).
 SET TimeZone = 'America/St_Johns';
 SET DateStyle = 'German';
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1003, '2038-11-25 12:00+00', 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
+SELECT e.hint = 'Refunds of this purchase are allowed from '
+                || to_char(p.purchased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00 until '
+                || to_char((p.purchased_at + interval '720 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+                || '+00.' AS hint_in_utc
+FROM purchases p,
+     LATERAL try_request(p.id, now(), 'purchase', 'account_admin') e
+WHERE p.id = 9003;
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
-SELECT purchase_id, requested_at, kind, requested_by_role FROM refund_requests ORDER BY id;
+SELECT purchase_id, kind, requested_by_role FROM refund_requests ORDER BY id;
 
 ------------------------------------------------------------------------
 -- 3. UPDATE: re-checked only when a column the check reads changes
 ------------------------------------------------------------------------
--- Purchase 1001 has a purchase refund accepted; now its benefits are
+-- Purchase 9001 has a purchase refund accepted; now its benefits are
 -- activated (nothing on this purchases table stops that).
-UPDATE purchases SET benefits_activated = true WHERE id = 1001;
+UPDATE purchases SET benefits_activated = true WHERE id = 9001;
 -- Changing an unrelated column, or setting a checked one to its own value,
 -- does not re-check: the request accepted before stays.
-UPDATE refund_requests SET note = 'approved by finance' WHERE purchase_id = 1001 AND kind = 'purchase';
+UPDATE refund_requests SET note = 'approved by finance' WHERE purchase_id = 9001 AND kind = 'purchase';
 UPDATE refund_requests SET requested_at = requested_at, requested_by_role = requested_by_role,
                            kind = kind, purchase_id = purchase_id
-WHERE purchase_id = 1001 AND kind = 'purchase';
+WHERE purchase_id = 9001 AND kind = 'purchase';
 SELECT purchase_id, kind, requested_by_role, note FROM refund_requests
-WHERE purchase_id = 1001 ORDER BY id;
+WHERE purchase_id = 9001 ORDER BY id;
 -- Changing any checked column re-checks against the purchase as it is now.
-UPDATE refund_requests SET requested_at = requested_at + interval '1 second'
-WHERE purchase_id = 1001 AND requested_by_role = 'account_admin' AND kind = 'purchase';
-\echo SQLSTATE :SQLSTATE
-UPDATE refund_requests SET requested_by_role = 'account_admin'
-WHERE purchase_id = 1001 AND requested_by_role = 'mpn_partner_admin';
-\echo SQLSTATE :SQLSTATE
-UPDATE refund_requests SET requested_by_role = NULL
-WHERE purchase_id = 1001 AND kind = 'tax';
-\echo SQLSTATE :SQLSTATE
-UPDATE refund_requests SET kind = 'purchase'
-WHERE purchase_id = 1001 AND kind = 'tax';
-\echo SQLSTATE :SQLSTATE
-UPDATE refund_requests SET purchase_id = 1002
-WHERE purchase_id = 1005;
-\echo SQLSTATE :SQLSTATE
-UPDATE refund_requests SET purchase_id = NULL
-WHERE purchase_id = 1005;
-\echo SQLSTATE :SQLSTATE
--- A re-check that passes: a tax request moved to another tax-exempt moment.
-UPDATE refund_requests SET requested_at = '2039-01-01 00:00+00'
-WHERE purchase_id = 1001 AND kind = 'tax';
-SELECT purchase_id, requested_at, kind, requested_by_role, note FROM refund_requests ORDER BY id;
-UPDATE purchases SET benefits_activated = false WHERE id = 1001;
+SELECT * FROM attempt($$UPDATE refund_requests SET requested_at = now()
+                        WHERE purchase_id = 9001 AND requested_by_role = 'account_admin' AND kind = 'purchase'$$);
+SELECT * FROM attempt($$UPDATE refund_requests SET requested_by_role = 'account_admin'
+                        WHERE purchase_id = 9001 AND requested_by_role = 'mpn_partner_admin'$$);
+SELECT * FROM attempt($$UPDATE refund_requests SET requested_by_role = NULL
+                        WHERE purchase_id = 9001 AND kind = 'tax'$$);
+SELECT * FROM attempt($$UPDATE refund_requests SET kind = 'purchase'
+                        WHERE purchase_id = 9001 AND kind = 'tax'$$);
+SELECT * FROM attempt($$UPDATE refund_requests SET purchase_id = 9002
+                        WHERE purchase_id = 9005$$);
+SELECT * FROM attempt($$UPDATE refund_requests SET purchase_id = NULL
+                        WHERE purchase_id = 9005$$);
+-- A moment of another transaction is backdated for this one.
+SELECT * FROM attempt($$UPDATE refund_requests SET requested_at = requested_at - interval '1 second'
+                        WHERE purchase_id = 9001 AND kind = 'tax'$$);
+-- A re-check that passes: the tax request written again at now().
+SELECT * FROM attempt($$UPDATE refund_requests SET requested_at = now(), note = 'again'
+                        WHERE purchase_id = 9001 AND kind = 'tax'$$);
+SELECT purchase_id, kind, requested_by_role, note FROM refund_requests ORDER BY id;
+UPDATE purchases SET benefits_activated = false WHERE id = 9001;
 
 ------------------------------------------------------------------------
 -- 4. The shapes of the request table
@@ -323,15 +335,16 @@ EXCEPTION WHEN OTHERS THEN
   detail := nullif(detail, '');
   hint := nullif(hint, '');
 END $$;
+-- (the grid's moments were relative to its own statement: written again
+-- relative to this one)
 SELECT count(*) AS cases, count(*) FILTER (WHERE r.code = '00000') AS allowed,
        count(*) FILTER (WHERE (r.code, r.message, r.detail, r.hint)
                               IS DISTINCT FROM (s.code, s.message, s.detail, s.hint)) AS mismatches
-FROM results s
-CROSS JOIN LATERAL try_purchase_request(s.id, s.as_of, s.role) r
+FROM results s JOIN moments mo ON mo.m = s.m
+CROSS JOIN LATERAL try_purchase_request(s.id, now() + mo.written, s.role) r
 WHERE s.kind = 'purchase';
 SELECT count(*) AS rows_stored FROM purchase_refund_requests;
-INSERT INTO purchase_refund_requests VALUES (1002, '2038-11-25 12:00+00', 'account_admin');
-\echo SQLSTATE :SQLSTATE
+SELECT * FROM attempt($$INSERT INTO purchase_refund_requests VALUES (9002, now(), 'account_admin')$$);
 
 -- kind as text and the role as an enum; a label that is not a kind is bad
 -- data (22023), not a reason.
@@ -345,30 +358,25 @@ CREATE TABLE text_kind_requests (
 CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON text_kind_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
-INSERT INTO text_kind_requests VALUES
-  (1001, '2038-11-25 12:00+00', 'purchase', 'account_admin'),
-  (1001, '2038-11-25 12:00+00', 'tax', 'mpn_partner_admin');
-INSERT INTO text_kind_requests VALUES (1002, '2038-11-25 12:00+00', 'tax', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO text_kind_requests VALUES (1001, '2038-11-25 12:00+00', 'purchase', 'billing_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO text_kind_requests VALUES (1001, '2038-11-25 12:00+00', NULL, 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO text_kind_requests VALUES (1001, '2038-11-25 12:00+00', 'Tax', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO text_kind_requests VALUES (1001, '2038-11-25 12:00+00', '', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-SELECT * FROM text_kind_requests ORDER BY kind;
+SELECT * FROM attempt($$INSERT INTO text_kind_requests VALUES
+  (9001, now(), 'purchase', 'account_admin'),
+  (9001, now(), 'tax', 'mpn_partner_admin')$$);
+SELECT * FROM attempt($$INSERT INTO text_kind_requests VALUES (9002, now(), 'tax', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO text_kind_requests VALUES (9001, now(), 'purchase', 'billing_admin')$$);
+SELECT * FROM attempt($$INSERT INTO text_kind_requests VALUES (9001, now(), NULL, 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO text_kind_requests VALUES (9001, now(), 'Tax', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO text_kind_requests VALUES (9001, now(), '', 'account_admin')$$);
+SELECT purchase_id, kind, requested_by_role FROM text_kind_requests ORDER BY kind;
 
 -- Domains over the accepted types, varchar, and requested_at as a domain
--- over timestamptz: the deadline is the same instant whatever the TimeZone.
--- (A timestamp column is refused: 25_moment.)
+-- over timestamptz, in another TimeZone.  (A timestamp column is refused:
+-- 25_trusted_enforcement.)
 CREATE DOMAIN role_name AS varchar(40);
 CREATE DOMAIN kind_name AS refund_rules.refund_kind;
 CREATE DOMAIN moment AS timestamptz;
 CREATE TABLE domain_requests (
     purchase_id       integer,
-    requested_at      moment,
+    requested_at      moment DEFAULT now(),
     kind              kind_name,
     requested_by_role role_name
 );
@@ -376,15 +384,13 @@ CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON domain_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 SET TimeZone = 'Asia/Kolkata';
-INSERT INTO domain_requests VALUES (1003, '2038-11-20 00:00+00', 'tax', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-UPDATE purchases SET tax_exempt = true WHERE id = 1003;
-INSERT INTO domain_requests VALUES (1003, '2038-11-20 00:00+00', 'tax', 'account_admin');
-INSERT INTO domain_requests VALUES (1001, '2038-12-20 09:00+00', 'purchase', 'mpn_partner_admin');
-INSERT INTO domain_requests VALUES (1001, '2038-12-20 09:00:00.000001+00', 'purchase', 'mpn_partner_admin');
-\echo SQLSTATE :SQLSTATE
+SELECT * FROM attempt($$INSERT INTO domain_requests (purchase_id, kind, requested_by_role) VALUES (9003, 'tax', 'account_admin')$$);
+UPDATE purchases SET tax_exempt = true WHERE id = 9003;
+SELECT * FROM attempt($$INSERT INTO domain_requests (purchase_id, kind, requested_by_role) VALUES (9003, 'tax', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO domain_requests (purchase_id, kind, requested_by_role) VALUES (9001, 'purchase', 'mpn_partner_admin')$$);
+SELECT * FROM attempt($$INSERT INTO domain_requests (purchase_id, kind, requested_by_role) VALUES (9008, 'purchase', 'mpn_partner_admin')$$);
 SET TimeZone = 'UTC';
-SELECT * FROM domain_requests ORDER BY purchase_id;
+SELECT purchase_id, kind, requested_by_role FROM domain_requests ORDER BY purchase_id;
 
 ------------------------------------------------------------------------
 -- 5. Naming the purchases table and its key
@@ -394,21 +400,19 @@ CREATE SCHEMA enf_trig_requests;
 CREATE TABLE enf_trig_requests.refund_requests (
     id                serial PRIMARY KEY,
     purchase_ref      bigint,
-    requested_at      timestamptz,
+    requested_at      timestamptz DEFAULT now(),
     requested_by_role text
 );
 CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON enf_trig_requests.refund_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('enf_trig.purchases', 'purchase_ref');
-INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_at, requested_by_role)
-VALUES (1001, '2038-11-25 12:00+00', 'account_admin');
-INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_at, requested_by_role)
-VALUES (1002, '2038-11-25 12:00+00', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_at, requested_by_role)
-VALUES (5000000000, '2038-11-25 12:00+00', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-SELECT purchase_ref, requested_at FROM enf_trig_requests.refund_requests;
+SELECT * FROM attempt($$INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_by_role)
+                        VALUES (9001, 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_by_role)
+                        VALUES (9002, 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_by_role)
+                        VALUES (5000000000, 'account_admin')$$);
+SELECT purchase_ref FROM enf_trig_requests.refund_requests;
 
 -- A key column other than id, named by the third argument.
 CREATE TABLE purchases_by_sku (
@@ -421,28 +425,27 @@ CREATE TABLE purchases_by_sku (
     tax_exempt                  boolean
 );
 INSERT INTO purchases_by_sku VALUES
-  ('GOLD-7', 'gold', '2038-11-20 09:00+00', false, false, false, true),
-  ('SILVER-8', 'silver', '2038-11-20 09:00+00', false, true, false, true);
+  ('GOLD-7', 'gold', date_trunc('second', now()) - interval '5 days', false, false, false, true),
+  ('SILVER-8', 'silver', date_trunc('second', now()) - interval '5 days', false, true, false, true);
 CREATE TABLE sku_requests (
     sku_ref           text,
-    requested_at      timestamptz,
+    requested_at      timestamptz DEFAULT now(),
     kind              refund_rules.refund_kind,
     requested_by_role text
 );
 CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON sku_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases_by_sku', 'sku_ref', 'sku');
-INSERT INTO sku_requests VALUES ('GOLD-7', '2038-11-25 12:00+00', 'purchase', 'account_admin');
-INSERT INTO sku_requests VALUES ('SILVER-8', '2038-11-25 12:00+00', 'tax', 'account_admin');
-INSERT INTO sku_requests VALUES ('SILVER-8', '2038-11-25 12:00+00', 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO sku_requests VALUES ('gold-7', '2038-11-25 12:00+00', 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-SELECT * FROM sku_requests ORDER BY sku_ref;
+SELECT * FROM attempt($$INSERT INTO sku_requests (sku_ref, kind, requested_by_role) VALUES ('GOLD-7', 'purchase', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO sku_requests (sku_ref, kind, requested_by_role) VALUES ('SILVER-8', 'tax', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO sku_requests (sku_ref, kind, requested_by_role) VALUES ('SILVER-8', 'purchase', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO sku_requests (sku_ref, kind, requested_by_role) VALUES ('gold-7', 'purchase', 'account_admin')$$);
+SELECT sku_ref, kind, requested_by_role FROM sku_requests ORDER BY sku_ref;
 
 -- A text key column named by the third argument; quoted mixed-case names.
 -- The first argument is parsed like a table name in SQL (quotes keep case),
--- the second and third are column names as they are.
+-- the second and third are column names as they are.  purchased_at is a
+-- timestamp, read as UTC.
 CREATE SCHEMA "Enf Sales";
 CREATE TABLE "Enf Sales"."Purchase List" (
     "Purchase No"               text PRIMARY KEY,
@@ -454,47 +457,42 @@ CREATE TABLE "Enf Sales"."Purchase List" (
     tax_exempt                  boolean
 );
 INSERT INTO "Enf Sales"."Purchase List" VALUES
-  ('A-1', 'silver', '2038-11-20 09:00', false, false, false, false),
-  ('A-2', 'silver', '2038-11-20 09:00', false, false, true, false);
+  ('A-1', 'silver', (now() - interval '29 days') AT TIME ZONE 'UTC', false, false, false, false),
+  ('A-2', 'silver', (now() - interval '5 days') AT TIME ZONE 'UTC', false, false, true, false),
+  ('A-3', 'silver', (now() - interval '31 days') AT TIME ZONE 'UTC', false, false, false, false);
 CREATE TABLE "Enf Sales"."Refund Requests" (
     "Purchase Ref"    text,
-    requested_at      timestamptz,
+    requested_at      timestamptz DEFAULT now(),
     requested_by_role text
 );
 CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON "Enf Sales"."Refund Requests"
   FOR EACH ROW EXECUTE FUNCTION
   refund_rules.enforce_refund_policy('"Purchase List"', 'Purchase Ref', 'Purchase No');
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2038-12-20 09:00+00', 'account_admin');
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2038-12-20 09:00:00.000001+00', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-2', '2038-11-25 12:00+00', 'account_admin');
-\echo SQLSTATE :SQLSTATE
+SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref", requested_by_role) VALUES ('A-1', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref", requested_by_role) VALUES ('A-3', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref", requested_by_role) VALUES ('A-2', 'account_admin')$$);
 -- Keys are compared as they are (text: case matters).
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('a-1', '2038-11-25 12:00+00', 'account_admin');
-\echo SQLSTATE :SQLSTATE
+SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref", requested_by_role) VALUES ('a-1', 'account_admin')$$);
 -- The same table named with its schema.
 CREATE TRIGGER refund_policy_qualified
   BEFORE INSERT OR UPDATE ON "Enf Sales"."Refund Requests"
   FOR EACH ROW EXECUTE FUNCTION
   refund_rules.enforce_refund_policy('"Enf Sales"."Purchase List"', 'Purchase Ref', 'Purchase No');
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-1', '2038-11-21 00:00+00', 'mpn_partner_admin');
-INSERT INTO "Enf Sales"."Refund Requests" VALUES ('A-2', '2038-11-21 00:00+00', 'mpn_partner_admin');
-\echo SQLSTATE :SQLSTATE
-SELECT * FROM "Enf Sales"."Refund Requests" ORDER BY requested_at;
+SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref", requested_by_role) VALUES ('A-1', 'mpn_partner_admin')$$);
+SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref", requested_by_role) VALUES ('A-2', 'mpn_partner_admin')$$);
+SELECT "Purchase Ref", requested_by_role FROM "Enf Sales"."Refund Requests" ORDER BY 2, 1;
 
 -- The trigger keeps working after the purchases table changes shape
 -- (a column added in front, one dropped) in the same session.
 ALTER TABLE purchases ADD COLUMN region text DEFAULT 'emea';
 ALTER TABLE purchases DROP COLUMN tax_exempt;
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2038-11-27 12:00+00', 'purchase', 'account_admin');
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1002, '2038-11-27 12:00+00', 'purchase', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
-VALUES (1001, '2038-11-27 12:00+00', 'tax', 'account_admin');
-\echo SQLSTATE :SQLSTATE
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9001, now(), 'purchase', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9002, now(), 'purchase', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, kind, requested_by_role)
+                        VALUES (9001, now(), 'tax', 'account_admin')$$);
 
 RESET search_path;
 RESET TimeZone;

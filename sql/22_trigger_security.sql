@@ -10,7 +10,11 @@
 -- DateStyle, IntervalStyle, ...), row-level security on the purchases.
 -- The owner of a request table must be able to read the purchases.
 -- The purchases belong to regress_enf_sales (not a superuser, so that
--- row-level security could apply to it).
+-- row-level security could apply to it).  The trigger judges at the
+-- database's clock, so every request is written with now() and the
+-- purchases are placed relative to now(), at least an hour from any edge of
+-- a window (the edges to the microsecond are 11_windows' and
+-- 20_check_refund's); moments in a HINT are written as T.
 --
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
@@ -26,6 +30,20 @@ RESET client_min_messages;
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
+-- What a statement got, with the moments in the HINT written as T.
+CREATE FUNCTION enf_sec_test.attempt(stmt text, OUT code text, OUT message text, OUT detail text, OUT hint text)
+LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE stmt;
+  code := '00000';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+  detail := nullif(detail, '');
+  hint := nullif(regexp_replace(hint, '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00', 'T', 'g'), '');
+END $$;
+GRANT EXECUTE ON FUNCTION enf_sec_test.attempt(text) TO PUBLIC;
+
 CREATE TABLE enf_sec.purchases (
     id                          integer PRIMARY KEY,
     offer                       refund_rules.mpn_offer,
@@ -35,14 +53,21 @@ CREATE TABLE enf_sec.purchases (
     upgraded_with_gold_discount boolean,
     tax_exempt                  boolean
 );
+-- 1: both windows open, refundable (not tax exempt); 2: benefits
+-- activated; 3: only the tax window open (31 days ago); 4: only the tax
+-- window open, otherwise refundable; 5: not yet purchased (tomorrow);
+-- 6: both windows closed (400 days ago), tax exempt.
 INSERT INTO enf_sec.purchases VALUES
-  (1, 'gold', '2038-11-20 09:00+00', false, false, false, false),
-  (2, 'silver', '2038-11-20 09:00+00', true, false, false, false),
-  (3, 'action_pack', '2036-02-29 12:00+00', true, true, false, true);
+  (1, 'gold', now() - interval '5 days', false, false, false, false),
+  (2, 'silver', now() - interval '5 days', true, false, false, false),
+  (3, 'action_pack', now() - interval '31 days', true, true, false, true),
+  (4, 'gold', now() - interval '31 days', false, false, false, true),
+  (5, 'gold', now() + interval '1 day', false, false, false, true),
+  (6, 'gold', now() - interval '400 days', false, false, false, true);
 CREATE TABLE enf_sec.refund_requests (
     id                serial PRIMARY KEY,
     purchase_id       integer,
-    requested_at      timestamptz,
+    requested_at      timestamptz DEFAULT now(),
     kind              refund_rules.refund_kind NOT NULL DEFAULT 'purchase',
     requested_by_role text
 );
@@ -62,11 +87,9 @@ GRANT USAGE ON SEQUENCE enf_sec.refund_requests_id_seq TO regress_enf_clerk;
 -- purchase is refundable (and one more), and an integer = that is always
 -- true, in a schema the clerk may put first on its search_path.
 CREATE TABLE enf_sec_fake.purchases (LIKE enf_sec.purchases);
-INSERT INTO enf_sec_fake.purchases VALUES
-  (1, 'gold', '2038-12-20 09:00+00', false, false, false, true),
-  (2, 'gold', '2038-12-20 09:00+00', false, false, false, true),
-  (3, 'gold', '2037-02-28 12:00+00', false, false, false, true),
-  (99, 'gold', '2038-12-20 09:00+00', false, false, false, true);
+INSERT INTO enf_sec_fake.purchases
+SELECT id, 'gold', now() - interval '5 days', false, false, false, true
+FROM unnest(ARRAY[1, 2, 3, 4, 5, 6, 99]) id;
 CREATE TABLE enf_sec_fake.refund_rules_purchases (LIKE enf_sec.purchases);
 CREATE FUNCTION enf_sec_fake.always_equal(integer, integer) RETURNS boolean
   LANGUAGE sql IMMUTABLE AS 'SELECT true';
@@ -77,7 +100,9 @@ GRANT SELECT ON ALL TABLES IN SCHEMA enf_sec_fake TO regress_enf_clerk;
 
 -- A helper the clerk runs as itself (SECURITY INVOKER, no SET clause, so the
 -- clerk's settings apply inside): a fixed list of requests, one result line
--- each.  Only schema-qualified names and no integer operators in it.
+-- each, written at the statement's now() (or an hour before or after it:
+-- backdated, postdated).  Only schema-qualified names and no integer
+-- operators in it.
 CREATE FUNCTION enf_sec_test.attempts(OUT n integer, OUT result text)
 RETURNS SETOF record LANGUAGE plpgsql AS $$
 DECLARE
@@ -87,15 +112,17 @@ DECLARE
   hnt text;
 BEGIN
   FOR r IN SELECT * FROM (VALUES
-      (1, 1, '2038-12-20 09:00:00+00'::timestamptz, 'purchase', 'account_admin'),
-      (2, 1, '2038-12-20 09:00:00.000001+00', 'purchase', 'account_admin'),
-      (3, 1, '2038-11-20 08:59:59.999999+00', 'purchase', 'mpn_partner_admin'),
-      (4, 2, '2038-11-25 12:00:00+00', 'purchase', 'account_admin'),
-      (5, 3, '2037-02-28 12:00:00+00', 'tax', 'account_admin'),
-      (6, 3, '2037-02-28 12:00:00.000001+00', 'tax', 'account_admin'),
-      (7, 3, '2036-03-01 00:00:00+00', 'purchase', 'account_admin'),
-      (8, 1, '2038-11-25 12:00:00+00', 'purchase', 'billing_admin'),
-      (9, 99, '2038-12-01 00:00:00+00', 'purchase', 'account_admin')
+      (1, 1, pg_catalog.now(), 'purchase', 'account_admin'),
+      (2, 4, pg_catalog.now(), 'purchase', 'account_admin'),
+      (3, 5, pg_catalog.now(), 'purchase', 'mpn_partner_admin'),
+      (4, 2, pg_catalog.now(), 'purchase', 'account_admin'),
+      (5, 3, pg_catalog.now(), 'tax', 'account_admin'),
+      (6, 6, pg_catalog.now(), 'tax', 'account_admin'),
+      (7, 3, pg_catalog.now(), 'purchase', 'account_admin'),
+      (8, 1, pg_catalog.now(), 'purchase', 'billing_admin'),
+      (9, 99, pg_catalog.now(), 'purchase', 'account_admin'),
+      (10, 1, pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval, 'purchase', 'account_admin'),
+      (11, 1, pg_catalog.now() OPERATOR(pg_catalog.+) '1 hour'::pg_catalog.interval, 'purchase', 'account_admin')
     ) v(n, purchase_id, requested_at, kind, role)
   LOOP
     n := r.n;
@@ -125,13 +152,13 @@ SELECT current_user,
 SELECT * FROM enf_sec.purchases;
 \echo SQLSTATE :SQLSTATE
 -- An allowed refund goes in; forbidden ones do not.
-INSERT INTO enf_sec.refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (1, '2038-11-25 12:00+00', 'account_admin');
-INSERT INTO enf_sec.refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (2, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec.refund_requests (purchase_id, requested_by_role)
+VALUES (1, 'account_admin');
+INSERT INTO enf_sec.refund_requests (purchase_id, requested_by_role)
+VALUES (2, 'account_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO enf_sec.refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (99, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec.refund_requests (purchase_id, requested_by_role)
+VALUES (99, 'account_admin');
 \echo SQLSTATE :SQLSTATE
 
 -- The verdicts with the clerk's settings as they are now: the baseline.
@@ -145,11 +172,11 @@ SELECT * FROM baseline ORDER BY n;
 -- = operator are what an unqualified query would use.
 SET search_path = enf_sec_fake, pg_catalog, enf_sec;
 SELECT count(*) AS fake_rows_seen_unqualified FROM purchases WHERE id = 1;
-INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (2, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO refund_requests (purchase_id, requested_by_role)
+VALUES (2, 'account_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (99, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO refund_requests (purchase_id, requested_by_role)
+VALUES (99, 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT count(*) AS differences
 FROM enf_sec_test.attempts() a FULL JOIN pg_temp.baseline b ON a.n OPERATOR(pg_catalog.=) b.n
@@ -160,8 +187,8 @@ CREATE TEMP TABLE purchases (LIKE enf_sec_fake.purchases);
 INSERT INTO purchases SELECT * FROM enf_sec_fake.purchases;
 SET search_path = pg_temp, enf_sec;
 SELECT count(*) AS temp_rows_seen_unqualified FROM purchases;
-INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (2, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO refund_requests (purchase_id, requested_by_role)
+VALUES (2, 'account_admin');
 \echo SQLSTATE :SQLSTATE
 SELECT count(*) AS differences
 FROM enf_sec_test.attempts() a FULL JOIN pg_temp.baseline b ON a.n = b.n
@@ -213,11 +240,13 @@ SET TimeZone = 'Pacific/Kiritimati';
 SET DateStyle = 'SQL, DMY';
 SET IntervalStyle = 'iso_8601';
 SET search_path = enf_sec_fake, pg_catalog, enf_sec;
+-- Outside the refund window (the look-alike says inside): refused; inside
+-- it: accepted.
 INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (1, '2038-12-20 09:00:00.000001+00', 'account_admin');
+VALUES (4, now(), 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role)
-VALUES (1, '2038-12-20 09:00:00+00', 'mpn_partner_admin');
+VALUES (1, now(), 'mpn_partner_admin');
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 RESET IntervalStyle;
@@ -256,16 +285,26 @@ DROP POLICY nothing ON enf_sec.purchases;
 ALTER TABLE enf_sec.purchases NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enf_sec.purchases DISABLE ROW LEVEL SECURITY;
 
+-- The purchases' own reasons the clerk was not shown, as a role that may
+-- read the purchases is told them (each is refused, nothing is stored).
+SELECT v.n, a.code, a.detail, a.hint
+FROM (VALUES (2, 4, 'purchase'), (3, 5, 'purchase'), (4, 2, 'purchase'),
+             (6, 6, 'tax'), (7, 3, 'purchase')) v(n, purchase_id, kind)
+CROSS JOIN LATERAL enf_sec_test.attempt(format(
+  $$INSERT INTO enf_sec.refund_requests (purchase_id, kind, requested_by_role) VALUES (%s, %L, 'account_admin')$$,
+  v.purchase_id, v.kind)) a
+ORDER BY v.n;
+
 -- Everything the clerk got in: only the allowed refunds.
-SELECT r.purchase_id, r.requested_at, r.kind, r.requested_by_role, count(*) AS times
+SELECT r.purchase_id, r.kind, r.requested_by_role, count(*) AS times
 FROM enf_sec.refund_requests r
-GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 
 ------------------------------------------------------------------------
 -- 5. The owner of a request table must be able to read and reference the purchases
 ------------------------------------------------------------------------
 CREATE ROLE regress_enf_other NOLOGIN;
-GRANT USAGE ON SCHEMA enf_sec TO regress_enf_other;
+GRANT USAGE ON SCHEMA enf_sec, enf_sec_test TO regress_enf_other;
 CREATE TABLE enf_sec_other.my_requests (
     purchase_id       integer,
     requested_at      timestamptz,
@@ -279,28 +318,27 @@ SET ROLE regress_enf_other;
 CREATE TRIGGER refund_policy
   BEFORE INSERT OR UPDATE ON enf_sec_other.my_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('enf_sec.purchases', 'purchase_id');
-INSERT INTO enf_sec_other.my_requests VALUES (1, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (1, now(), 'account_admin');
 \echo SQLSTATE :SQLSTATE
-INSERT INTO enf_sec_other.my_requests VALUES (2, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (2, now(), 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- Even when a superuser inserts.
 RESET ROLE;
-INSERT INTO enf_sec_other.my_requests VALUES (1, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (1, now(), 'account_admin');
 \echo SQLSTATE :SQLSTATE
 -- SELECT alone is not enough: the lookup locks purchases FOR SHARE (as
 -- their owner), which a foreign key would need REFERENCES for.
 GRANT SELECT ON enf_sec.purchases TO regress_enf_other;
 SET ROLE regress_enf_other;
-INSERT INTO enf_sec_other.my_requests VALUES (1, '2038-11-25 12:00+00', 'account_admin');
+INSERT INTO enf_sec_other.my_requests VALUES (1, now(), 'account_admin');
 \echo SQLSTATE :SQLSTATE
 RESET ROLE;
 -- With SELECT and REFERENCES on the purchases it works.
 GRANT REFERENCES ON enf_sec.purchases TO regress_enf_other;
 SET ROLE regress_enf_other;
-INSERT INTO enf_sec_other.my_requests VALUES (1, '2038-11-25 12:00+00', 'account_admin');
-INSERT INTO enf_sec_other.my_requests VALUES (2, '2038-11-25 12:00+00', 'account_admin');
-\echo SQLSTATE :SQLSTATE
-SELECT * FROM enf_sec_other.my_requests;
+INSERT INTO enf_sec_other.my_requests VALUES (1, now(), 'account_admin');
+SELECT * FROM enf_sec_test.attempt($$INSERT INTO enf_sec_other.my_requests VALUES (2, now(), 'account_admin')$$);
+SELECT purchase_id, requested_by_role FROM enf_sec_other.my_requests;
 RESET ROLE;
 
 ------------------------------------------------------------------------

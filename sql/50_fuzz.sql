@@ -593,8 +593,8 @@ SELECT count(*) AS checks,
 ------------------------------------------------------------------------
 
 CREATE TABLE tp_ok (id int PRIMARY KEY, LIKE base);
-INSERT INTO tp_ok VALUES (1, 'gold', '2038-11-20 09:00+00', false, false, false, true),
-                         (2, 'silver', '2038-01-01', false, false, false, NULL),
+INSERT INTO tp_ok VALUES (1, 'gold', now() - interval '5 days', false, false, false, true),
+                         (2, 'silver', now() - interval '400 days', false, false, false, NULL),
                          (3, NULL, NULL, NULL, NULL, NULL, NULL);
 CREATE TABLE tp_missing AS SELECT id, offer, purchased_at, benefits_activated, upgraded_with_gold_discount, tax_exempt FROM tp_ok;
 CREATE TABLE tp_wrong AS SELECT id, offer, purchased_at::date AS purchased_at, benefits_activated,
@@ -632,19 +632,20 @@ INSERT INTO req_shape VALUES
  ('rq_one_arg',     'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'''),
  ('rq_four_args',   'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid'', ''id'', ''x''');
 
--- The requests each table gets: purchase, as_of, kind, role.
+-- The requests each table gets: purchase, moment (NOW: now(), the
+-- statement's; the trigger judges at the database's clock), kind, role.
 CREATE TABLE req_row (n int PRIMARY KEY, pid text, at text, kind text, role text);
 INSERT INTO req_row VALUES
- (1, '1', '2038-11-25 12:00+00', 'purchase', 'account_admin'),   -- allowed
- (2, '1', '2038-11-25 12:00+00', 'tax', 'account_admin'),        -- allowed
- (3, '2', '2038-11-25 12:00+00', 'purchase', 'account_admin'),   -- expired
+ (1, '1', 'NOW', 'purchase', 'account_admin'),   -- allowed
+ (2, '1', 'NOW', 'tax', 'account_admin'),        -- allowed
+ (3, '2', 'NOW', 'purchase', 'account_admin'),   -- expired
  (4, '1', NULL, 'purchase', 'account_admin'),                    -- missing_requested_at
- (5, '1', '2038-11-25 12:00+00', NULL, 'account_admin'),         -- missing_kind
- (6, '1', '2038-11-25 12:00+00', 'purchase', NULL),              -- missing role
- (7, '1', '2038-11-25 12:00+00', 'purchase', 'intern'),          -- not authorized
- (8, '1', '2038-11-25 12:00+00', 'refund', 'account_admin'),     -- invalid kind
- (9, '999', '2038-11-25 12:00+00', 'purchase', 'account_admin'), -- no such purchase
- (10, NULL, '2038-11-25 12:00+00', 'purchase', 'account_admin'), -- no purchase named
+ (5, '1', 'NOW', NULL, 'account_admin'),         -- missing_kind
+ (6, '1', 'NOW', 'purchase', NULL),              -- missing role
+ (7, '1', 'NOW', 'purchase', 'intern'),          -- not authorized
+ (8, '1', 'NOW', 'refund', 'account_admin'),     -- invalid kind
+ (9, '999', 'NOW', 'purchase', 'account_admin'), -- no such purchase
+ (10, NULL, 'NOW', 'purchase', 'account_admin'), -- no purchase named
  (11, '3', 'infinity', 'tax', 'account_admin'),                  -- all NULL purchase
  (12, '1', '-infinity', 'purchase', 'account_admin'),            -- before the purchase
  (13, '1', '294276-12-31 23:59:59.999999+00', 'tax', 'account_admin'),
@@ -679,6 +680,7 @@ BEGIN
                     WHEN c.name = 'pid' AND c.type = 'jsonb' THEN quote_nullable(x.pid) || '::jsonb'
                     WHEN c.name = 'pid' THEN quote_nullable(x.pid)
                     WHEN c.name = 'requested_at' AND c.type = 'integer' THEN '20261125'
+                    WHEN c.name = 'requested_at' AND x.at = 'NOW' THEN 'now()'
                     WHEN c.name = 'requested_at' THEN quote_nullable(x.at)
                     WHEN c.name = 'kind' AND c.type = 'integer' THEN CASE WHEN x.kind IS NULL THEN 'NULL' ELSE '1' END
                     WHEN c.name = 'kind' THEN quote_nullable(x.kind)
@@ -696,7 +698,8 @@ BEGIN
                 INSERT INTO trigger_calls VALUES (s.name, x.n, SQLSTATE, SQLERRM);
             END;
         END LOOP;
-        -- and an UPDATE of every row that got in, to a time past every window
+        -- and an UPDATE of every row that got in, to a moment past every
+        -- window (and postdated)
         BEGIN
             EXECUTE format('UPDATE %I SET requested_at = %L', s.name, '2042-01-01 00:00+00');
             INSERT INTO trigger_calls VALUES (s.name, 99, '00000', NULL);

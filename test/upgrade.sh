@@ -117,7 +117,10 @@ SQL
 )
 
 # Uses of the extension that an update must keep working: a CHECK
-# constraint, a trigger, columns of its types.
+# constraint, a trigger, columns of its types.  The trigger judges requests
+# at the database's clock: the purchases are placed relative to T0, the
+# same moment (this run's start) in both databases, so their answers agree.
+T0=$(date -u '+%Y-%m-%d %H:%M:%S+00')
 USES_SQL=$(
 	cat <<'SQL'
 SET TimeZone = 'UTC';
@@ -140,35 +143,36 @@ CREATE TABLE public.refund_requests (
 CREATE TRIGGER refund_requests_policy BEFORE INSERT OR UPDATE ON public.refund_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 INSERT INTO public.purchases VALUES
-  (1, 'gold', '2036-03-01 00:00+00', false, false, false, true, '2036-03-10 00:00+00'),
-  (2, 'silver', '2036-03-01 00:00+00', false, false, true, true, NULL);
-INSERT INTO public.refund_requests VALUES (1, 1, '2036-03-10 00:00+00', 'purchase', 'account_admin');
+  (1, 'gold', timestamptz 'T0' - interval '10 days', false, false, false, true, timestamptz 'T0' - interval '1 day'),
+  (2, 'silver', timestamptz 'T0' - interval '10 days', false, false, true, true, NULL);
+INSERT INTO public.refund_requests VALUES (1, 1, now(), 'purchase', 'account_admin');
 SQL
 )
+USES_SQL=${USES_SQL//T0/$T0}
 
 # After the update: the valid uses still pass, the invalid ones still fail
 # with 23514, and the query functions answer as before.
 check_uses() {
 	local db=$1 out
-	if out=$(DB=$db q "UPDATE public.purchases SET refunded_at = '2036-03-05' WHERE id = 1 RETURNING id" 2>&1) &&
+	if out=$(DB=$db q "UPDATE public.purchases SET refunded_at = now() WHERE id = 1 RETURNING id" 2>&1) &&
 		[ "$out" = 1 ]; then
 		ok "$db: CHECK constraint still accepts an allowed refund"
 	else
 		bad "$db: CHECK constraint rejects an allowed refund: $out"
 	fi
-	out=$(DB=$db q "DO \$\$ BEGIN UPDATE public.purchases SET refunded_at = '2036-03-05' WHERE id = 2;
+	out=$(DB=$db q "DO \$\$ BEGIN UPDATE public.purchases SET refunded_at = now() WHERE id = 2;
 		RAISE EXCEPTION 'accepted'; EXCEPTION WHEN check_violation THEN RAISE WARNING 'rejected %', SQLSTATE; END \$\$" 2>&1)
 	case $out in
 	*"rejected 23514"*) ok "$db: CHECK constraint still rejects a forbidden refund (23514)" ;;
 	*) bad "$db: CHECK constraint on a forbidden refund: $out" ;;
 	esac
-	out=$(DB=$db q "DO \$\$ BEGIN INSERT INTO public.refund_requests VALUES (2, 2, '2036-03-05', 'purchase', 'account_admin');
+	out=$(DB=$db q "DO \$\$ BEGIN INSERT INTO public.refund_requests VALUES (2, 2, now(), 'purchase', 'account_admin');
 		RAISE EXCEPTION 'accepted'; EXCEPTION WHEN check_violation THEN RAISE WARNING 'rejected %', SQLSTATE; END \$\$" 2>&1)
 	case $out in
 	*"rejected 23514"*) ok "$db: trigger still rejects a forbidden refund request (23514)" ;;
 	*) bad "$db: trigger on a forbidden refund request: $out" ;;
 	esac
-	if out=$(DB=$db q "INSERT INTO public.refund_requests VALUES (3, 1, '2036-03-05', 'tax', 'mpn_partner_admin') RETURNING id" 2>&1) &&
+	if out=$(DB=$db q "INSERT INTO public.refund_requests VALUES (3, 1, now(), 'tax', 'mpn_partner_admin') RETURNING id" 2>&1) &&
 		[ "$out" = 3 ]; then
 		ok "$db: trigger still accepts an allowed refund request"
 	else
@@ -177,10 +181,10 @@ check_uses() {
 }
 
 ANSWERS_SQL="SET TimeZone = 'UTC';
-SELECT p.id, refund_rules.refund_eligible(p, '2036-03-15'), refund_rules.tax_refund_eligible(p, '2036-03-15'),
-       refund_rules.refund_ineligibility_reasons(p, '2036-03-15'),
-       refund_rules.refund_ineligibility_reasons(p, '2036-03-15', 'tax'), s.*
-  FROM public.purchases p CROSS JOIN LATERAL refund_rules.refund_status(p, '2036-03-15') s ORDER BY p.id"
+SELECT p.id, refund_rules.refund_eligible(p, '$T0'), refund_rules.tax_refund_eligible(p, '$T0'),
+       refund_rules.refund_ineligibility_reasons(p, '$T0'),
+       refund_rules.refund_ineligibility_reasons(p, '$T0', 'tax'), s.*
+  FROM public.purchases p CROSS JOIN LATERAL refund_rules.refund_status(p, '$T0') s ORDER BY p.id"
 
 echo "upgrade test on ${PGHOST:-local}:${PGPORT:-5432}"
 
