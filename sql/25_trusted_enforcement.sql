@@ -158,6 +158,24 @@ SELECT * FROM attempt($$INSERT INTO t25.refund_requests (purchase_id, requested_
 COMMIT;
 RESET ROLE;
 
+-- A statement held open does not keep a window open either: the row is
+-- judged when it is written (the window of purchase 11 closes 2 seconds
+-- after this statement starts; the row comes after 4).
+INSERT INTO t25.purchases VALUES
+  (11, 'contoso', 'gold', clock_timestamp() - interval '720 hours' + interval '2 seconds', false, false, false, true);
+SET ROLE regress_t25_reader;
+SELECT * FROM attempt($$INSERT INTO t25.refund_requests (purchase_id, requested_by_role)
+                        SELECT 11, 'account_admin' FROM pg_sleep(4)$$);
+RESET ROLE;
+-- A moment in the future is no more the database's: a purchase not yet
+-- made cannot be refunded by writing a moment after it.
+INSERT INTO t25.purchases VALUES
+  (12, 'contoso', 'gold', now() + interval '1 day', false, false, false, true);
+SET ROLE regress_t25_reader;
+SELECT * FROM attempt($$INSERT INTO t25.refund_requests (purchase_id, requested_at, requested_by_role)
+                        VALUES (12, now() + interval '2 days', 'account_admin')$$);
+RESET ROLE;
+
 -- An UPDATE that changes a checked column is judged at its own
 -- statement's moment; one that changes nothing checked is not checked.
 UPDATE t25.refund_requests SET note = 'window closed since' WHERE purchase_id = 3;
@@ -457,6 +475,22 @@ CREATE TRIGGER enforce BEFORE INSERT ON t25.pair_requests FOR EACH ROW
 SELECT * FROM attempt($$INSERT INTO t25.pair_requests (x, y, requested_by_role) VALUES (1, 2, 'account_admin')$$);
 SELECT partner, purchase_id FROM t25.partner_requests;
 
+-- varchar keys compare as text does (the operator class's type).
+CREATE TABLE t25.vc_purchases (code varchar(20) PRIMARY KEY, offer refund_rules.mpn_offer,
+    purchased_at timestamptz, benefits_activated boolean, product_keys_viewed boolean,
+    upgraded_with_gold_discount boolean);
+INSERT INTO t25.vc_purchases VALUES ('G-1', 'gold', now() - interval '2 days', false, false, false);
+CREATE TABLE t25.vc_requests (code varchar(20) REFERENCES t25.vc_purchases,
+    requested_at timestamptz DEFAULT now(), requested_by_role text);
+CREATE TRIGGER enforce BEFORE INSERT ON t25.vc_requests FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_policy('vc_purchases', 'code', 'code');
+SELECT * FROM attempt($$INSERT INTO t25.vc_requests (code, requested_by_role) VALUES ('G-1', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO t25.vc_requests (code, requested_by_role) VALUES ('G-2', 'account_admin')$$);
+CREATE TABLE t25.text_refs (code text, requested_at timestamptz DEFAULT now(), requested_by_role text);
+CREATE TRIGGER enforce BEFORE INSERT ON t25.text_refs FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_policy('vc_purchases', 'code', 'code');
+SELECT * FROM attempt($$INSERT INTO t25.text_refs (code, requested_by_role) VALUES ('G-1', 'account_admin')$$);
+
 ------------------------------------------------------------------------
 -- 6. An accepted request protects its purchase
 ------------------------------------------------------------------------
@@ -524,6 +558,25 @@ BEGIN;
 SELECT pg_sleep(3);
 SELECT * FROM attempt($$UPDATE t25.memberships SET refunded_at = now() WHERE id = 4$$);
 COMMIT;
+-- Once refunded, always refunded: refunded_at cannot be set back to NULL.
+SET ROLE regress_t25_app;
+SELECT * FROM attempt($$UPDATE t25.memberships SET refunded_at = NULL WHERE id = 2$$);
+RESET ROLE;
+-- A statement held open: the guard judges the row when it is written.
+INSERT INTO t25.memberships VALUES
+  (5, 'gold', clock_timestamp() - interval '720 hours' + interval '2 seconds', false, false, false, NULL);
+SELECT * FROM attempt($$UPDATE t25.memberships SET refunded_at = now() WHERE id = 5 AND pg_sleep(4) IS NOT NULL$$);
+-- Without the guard, the CHECK's own refusal shows a role that may not
+-- read the table only that the purchase is not eligible.
+CREATE TABLE t25.unguarded (LIKE t25.memberships);
+ALTER TABLE t25.unguarded ADD CONSTRAINT refund_allowed
+  CHECK (refunded_at IS NULL OR refund_rules.check_refund(unguarded, refunded_at));
+INSERT INTO t25.unguarded VALUES (1, 'gold', now() - interval '5 days', true, false, false, NULL);
+GRANT UPDATE (refunded_at), SELECT (id) ON t25.unguarded TO regress_t25_app;
+SET ROLE regress_t25_app;
+SELECT * FROM attempt($$UPDATE t25.unguarded SET refunded_at = now() WHERE id = 1$$);
+RESET ROLE;
+SELECT * FROM attempt($$UPDATE t25.unguarded SET refunded_at = now() WHERE id = 1$$);
 -- The refunded membership cannot be activated (the CHECK constraint); the
 -- error names the table, as the trigger's does.
 SELECT * FROM attempt_table($$UPDATE t25.memberships SET benefits_activated = true WHERE id = 2$$);
@@ -596,6 +649,18 @@ SELECT * FROM attempt($$SELECT refund_rules.refund_request_status(ROW(9, now(), 
 RESET ROLE;
 SELECT * FROM attempt($$SELECT refund_rules.refund_request_status(ROW(1, 'gold', now(), false, false, false, NULL)::t25.memberships)$$);
 SELECT * FROM attempt($$SELECT refund_rules.refund_request_status(42)$$);
+-- refund_request_status ignores the moment the row says: a request made
+-- now (a moment past the deadline would otherwise tell the deadline).
+SET ROLE regress_t25_app;
+SELECT allowed, reasons FROM refund_rules.refund_request_status(
+  jsonb_populate_record(NULL::t25.refund_requests,
+                        '{"purchase_id": 7, "kind": "purchase", "requested_by_role": "account_admin",
+                          "requested_at": "2999-01-01 00:00+00"}'));
+RESET ROLE;
+-- A trigger that does not fire in this session does not answer.
+ALTER TABLE t25.session_requests ENABLE REPLICA TRIGGER enforce;
+SELECT * FROM attempt($$SELECT refund_rules.refund_request_status(ROW(8, NULL, 'account_admin')::t25.session_requests)$$);
+ALTER TABLE t25.session_requests ENABLE TRIGGER enforce;
 SELECT count(*) = :requests_before AS nothing_inserted FROM t25.refund_requests;
 
 ------------------------------------------------------------------------
