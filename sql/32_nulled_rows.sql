@@ -231,3 +231,19 @@ SELECT c.kept, c.rows, c.mismatches FROM compare(
 
 RESET search_path;
 DROP SCHEMA nulled CASCADE;
+
+------------------------------------------------------------------------
+-- The planner support looks the extension's functions up once per
+-- session, and again when the catalogs change: after DROP and CREATE
+-- EXTENSION (new OIDs) in this session, calls are rewritten again.
+------------------------------------------------------------------------
+CREATE TEMP TABLE plain_purchases (offer text, purchased_at timestamp,
+    benefits_activated boolean, product_keys_viewed boolean,
+    upgraded_with_gold_discount boolean, tax_exempt boolean);
+EXPLAIN (COSTS OFF)
+SELECT * FROM plain_purchases p WHERE refund_rules.refund_eligible(p, '2026-11-25 12:00+00');
+DROP EXTENSION refund_rules;
+CREATE EXTENSION refund_rules;
+EXPLAIN (COSTS OFF)
+SELECT * FROM plain_purchases p WHERE refund_rules.refund_eligible(p, '2026-11-25 12:00+00');
+DROP TABLE plain_purchases;
