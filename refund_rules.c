@@ -899,8 +899,10 @@ kind_from_enum(const ExtensionTypes *ext, Oid label)
  *		QUERY FUNCTIONS
  *
  * IMMUTABLE and PARALLEL SAFE; none raises for a NULL.  Each whole-row
- * function has a column form (leading underscore) that the planner
- * support rewrites calls into; both share one body.
+ * function has a column form that the planner support rewrites calls
+ * into; both share one body.  In SQL the column form's name is the row
+ * form's with a leading underscore (_refund_eligible); in C it ends in
+ * _columns instead, since C reserves names that begin with one.
  * ==================================================================
  */
 
@@ -979,9 +981,9 @@ refund_eligible(PG_FUNCTION_ARGS)
  * product_keys_viewed, upgraded_with_gold_discount, as_of) returns boolean:
  * refund_eligible on separate columns.
  */
-PG_FUNCTION_INFO_V1(_refund_eligible);
+PG_FUNCTION_INFO_V1(refund_eligible_columns);
 Datum
-_refund_eligible(PG_FUNCTION_ARGS)
+refund_eligible_columns(PG_FUNCTION_ARGS)
 {
 	return eligible_common(fcinfo, FIELDS_REFUND, KIND_PURCHASE);
 }
@@ -1001,9 +1003,9 @@ tax_refund_eligible(PG_FUNCTION_ARGS)
  * _tax_refund_eligible(purchased_at, tax_exempt, as_of) returns boolean:
  * tax_refund_eligible on separate columns.
  */
-PG_FUNCTION_INFO_V1(_tax_refund_eligible);
+PG_FUNCTION_INFO_V1(tax_refund_eligible_columns);
 Datum
-_tax_refund_eligible(PG_FUNCTION_ARGS)
+tax_refund_eligible_columns(PG_FUNCTION_ARGS)
 {
 	return eligible_common(fcinfo, FIELDS_TAX, KIND_TAX);
 }
@@ -1024,9 +1026,9 @@ refund_ineligibility_reasons(PG_FUNCTION_ARGS)
  * _refund_ineligibility_reasons(the six columns, as_of, kind) returns
  * text[]: refund_ineligibility_reasons on separate columns.
  */
-PG_FUNCTION_INFO_V1(_refund_ineligibility_reasons);
+PG_FUNCTION_INFO_V1(refund_ineligibility_reasons_columns);
 Datum
-_refund_ineligibility_reasons(PG_FUNCTION_ARGS)
+refund_ineligibility_reasons_columns(PG_FUNCTION_ARGS)
 {
 	return reasons_common(fcinfo, FIELDS_ALL);
 }
@@ -1133,9 +1135,9 @@ refund_status(PG_FUNCTION_ARGS)
  * _refund_status(the six columns, as_of) returns the row of refund_status:
  * refund_status on separate columns.
  */
-PG_FUNCTION_INFO_V1(_refund_status);
+PG_FUNCTION_INFO_V1(refund_status_columns);
 Datum
-_refund_status(PG_FUNCTION_ARGS)
+refund_status_columns(PG_FUNCTION_ARGS)
 {
 	return status_common(fcinfo, FIELDS_ALL);
 }
@@ -3113,6 +3115,13 @@ enforce_refund_moment(PG_FUNCTION_ARGS)
  * implied by the call (it is false only when the call is false, NULL only
  * when the call is NULL or false), so the result is the same in
  * three-valued logic, under NOT and in outer joins.
+ *
+ * The column Vars must mean what the whole-row Var meant wherever the
+ * expression ends up: they carry its varnullingrels (the outer joins that
+ * can null it, PostgreSQL 16 on) and its varreturningtype (old or new in
+ * RETURNING, 18 on).  Grouping sets null a grouped whole row above the
+ * grouping step without nulling its columns, so a row that grouping sets
+ * can null is left alone.
  * ==================================================================
  */
 
@@ -3125,12 +3134,231 @@ typedef struct Rewrite
 	int			window_kind;	/* the window added as a range, or -1 */
 } Rewrite;
 
-static const Rewrite rewrites[] = {
+enum
+{
+	REWRITE_REFUND_ELIGIBLE,
+	REWRITE_TAX_REFUND_ELIGIBLE,
+	REWRITE_REASONS,
+	REWRITE_STATUS,
+	NUM_REWRITES
+};
+
+static const Rewrite rewrites[NUM_REWRITES] = {
 	{"refund_eligible", "_refund_eligible", FIELDS_REFUND, false, KIND_PURCHASE},
 	{"tax_refund_eligible", "_tax_refund_eligible", FIELDS_TAX, false, KIND_TAX},
 	{"refund_ineligibility_reasons", "_refund_ineligibility_reasons", FIELDS_ALL, true, -1},
 	{"refund_status", "_refund_status", FIELDS_ALL, false, -1},
 };
+
+/*
+ * The extension's catalog entries the planner support uses, looked up once
+ * per backend and forgotten whenever pg_proc, pg_type, pg_enum or
+ * pg_namespace change (DROP and CREATE EXTENSION give new OIDs).
+ */
+typedef struct SupportCatalog
+{
+	bool		valid;
+	ExtensionTypes ext;
+	Oid			row_form[NUM_REWRITES];
+	Oid			column_form[NUM_REWRITES];
+	Oid			window_start;	/* refund_window_start(timestamptz, refund_kind) */
+	Oid			tstz_le;		/* timestamptz <= timestamptz, and its function */
+	Oid			tstz_le_func;
+	Oid			tstz_ge;		/* timestamptz >= timestamptz, and its function */
+	Oid			tstz_ge_func;
+} SupportCatalog;
+
+static SupportCatalog support_catalog;
+static uint64 support_catalog_generation = 0;	/* counts invalidations */
+static bool support_callbacks_registered = false;
+
+static void
+support_catalog_changed(Datum arg pg_attribute_unused(), int cacheid pg_attribute_unused(),
+						uint32 hashvalue pg_attribute_unused())
+{
+	support_catalog.valid = false;
+	support_catalog_generation++;
+}
+
+/* A function of the extension by name and argument types, or InvalidOid. */
+static Oid
+extension_function(Oid nsp, const char *name, int nargs, const Oid *argtypes)
+{
+	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+						   CStringGetDatum(name),
+						   PointerGetDatum(buildoidvector(argtypes, nargs)),
+						   ObjectIdGetDatum(nsp));
+}
+
+static Oid
+timestamptz_operator(int strategy)
+{
+	Oid			opfamily = get_opclass_family(GetDefaultOpClass(TIMESTAMPTZOID, BTREE_AM_OID));
+	Oid			opno = get_opfamily_member(opfamily, TIMESTAMPTZOID, TIMESTAMPTZOID, strategy);
+
+	if (!OidIsValid(opno))
+		elog(ERROR, "no timestamptz comparison for strategy %d", strategy);
+	return opno;
+}
+
+/*
+ * The catalog entries, from the schema of the function being simplified
+ * (every function that names this support function is the extension's).
+ * No privilege checks: planning a query must not depend on who plans it
+ * (index predicates and constraints are simplified by whoever comes first).
+ * NULL while a function is missing (in the middle of CREATE EXTENSION):
+ * then nothing is rewritten.
+ */
+static const SupportCatalog *
+get_support_catalog(Oid funcid)
+{
+	SupportCatalog cat;
+	uint64		generation;
+	Oid			nsp;
+	Oid			argtypes[FUNC_MAX_ARGS];
+	int			r;
+	int			i;
+
+	if (support_catalog.valid)
+		return &support_catalog;
+	if (!support_callbacks_registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, support_catalog_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, support_catalog_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(ENUMOID, support_catalog_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, support_catalog_changed, (Datum) 0);
+		support_callbacks_registered = true;
+	}
+
+	generation = support_catalog_generation;
+	memset(&cat, 0, sizeof(cat));
+	nsp = get_func_namespace(funcid);
+	if (!OidIsValid(nsp))
+		return NULL;
+	lookup_extension_types(&cat.ext, nsp);
+	for (r = 0; r < NUM_REWRITES; r++)
+	{
+		const Rewrite *rw = &rewrites[r];
+		int			ncols = pg_popcount32(rw->layout);
+
+		argtypes[0] = RECORDOID;
+		argtypes[1] = TIMESTAMPTZOID;
+		argtypes[2] = cat.ext.refund_kind;
+		cat.row_form[r] = extension_function(nsp, rw->row_form, rw->takes_kind ? 3 : 2, argtypes);
+
+		for (i = 0; i < ncols; i++)
+			argtypes[i] = ANYOID;
+		argtypes[ncols] = TIMESTAMPTZOID;
+		argtypes[ncols + 1] = cat.ext.refund_kind;
+		cat.column_form[r] = extension_function(nsp, rw->column_form,
+												ncols + (rw->takes_kind ? 2 : 1), argtypes);
+		if (!OidIsValid(cat.row_form[r]) || !OidIsValid(cat.column_form[r]))
+			return NULL;
+	}
+	argtypes[0] = TIMESTAMPTZOID;
+	argtypes[1] = cat.ext.refund_kind;
+	cat.window_start = extension_function(nsp, "refund_window_start", 2, argtypes);
+	if (!OidIsValid(cat.window_start))
+		return NULL;
+	cat.tstz_le = timestamptz_operator(BTLessEqualStrategyNumber);
+	cat.tstz_le_func = get_opcode(cat.tstz_le);
+	cat.tstz_ge = timestamptz_operator(BTGreaterEqualStrategyNumber);
+	cat.tstz_ge_func = get_opcode(cat.tstz_ge);
+
+	/*
+	 * Good for this call either way; kept for the next ones only when no
+	 * invalidation arrived during the lookups.
+	 */
+	support_catalog = cat;
+	support_catalog.valid = (generation == support_catalog_generation);
+	return &support_catalog;
+}
+
+/* The rewrite whose row form funcid is, or -1. */
+static int
+rewrite_of(const SupportCatalog *cat, Oid funcid)
+{
+	int			r;
+
+	for (r = 0; r < NUM_REWRITES; r++)
+		if (cat->row_form[r] == funcid)
+			return r;
+	return -1;
+}
+
+#if PG_VERSION_NUM >= 180000
+/*
+ * PostgreSQL 18 on: whether an expression holds a Var (or placeholder)
+ * marked as nulled by the grouping step (the grouping RTE in its nulling
+ * relids).
+ */
+static bool
+nulled_by_grouping_walker(Node *node, void *context)
+{
+	PlannerInfo *root = (PlannerInfo *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+		return bms_is_member(root->group_rtindex, ((Var *) node)->varnullingrels);
+	if (IsA(node, PlaceHolderVar) &&
+		bms_is_member(root->group_rtindex, ((PlaceHolderVar *) node)->phnullingrels))
+		return true;
+	return expression_tree_walker(node, nulled_by_grouping_walker, context);
+}
+#endif
+
+/*
+ * Whether grouping sets may null the row argument above the grouping step,
+ * where column Vars would keep the values of some row of the group.
+ */
+static bool
+row_nullable_by_grouping(PlannerInfo *root, Node *row)
+{
+	if (root == NULL || root->parse->groupingSets == NIL)
+		return false;
+#if PG_VERSION_NUM >= 180000
+
+	/*
+	 * From 18 on, the target list and HAVING are simplified while a grouped
+	 * row is still a Var of the grouping RTE, not of a relation (so
+	 * row_columns leaves it alone); they are replaced by the grouping
+	 * expressions afterwards, marked with the grouping RTE where grouping
+	 * sets null them.  A row so marked is refused all the same.
+	 */
+	if (root->group_rtindex <= 0)
+		return false;
+	return nulled_by_grouping_walker(row, root);
+#else
+
+	/*
+	 * Before 18 nothing marks what grouping sets null: refuse when the row
+	 * is a grouping expression (the whole-row Var compared by relation
+	 * alone), wherever in the query the call is.  A row that is not grouped
+	 * is only allowed above the grouping step when it depends on columns
+	 * grouped in every set, which are never nulled.
+	 */
+	{
+		ListCell   *lc;
+
+		foreach(lc, root->parse->groupClause)
+		{
+			Node	   *expr = get_sortgroupclause_expr((SortGroupClause *) lfirst(lc),
+														root->parse->targetList);
+
+			if (IsA(row, Var) && IsA(expr, Var))
+			{
+				if (((Var *) expr)->varno == ((Var *) row)->varno &&
+					((Var *) expr)->varattno == 0 && ((Var *) expr)->varlevelsup == 0)
+					return true;
+			}
+			else if (equal(expr, row))
+				return true;
+		}
+		return false;
+	}
+#endif
+}
 
 /*
  * The expressions of the needed columns of a row argument: a whole-row Var
@@ -3183,6 +3411,9 @@ row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *e
 	else
 		return false;
 
+	if (row_nullable_by_grouping(root, row))
+		return false;
+
 	tupdesc = lookup_rowtype_tupdesc(rowtype, -1);
 	if (rowexpr && list_length(rowexpr->args) != tupdesc->natts)
 		ok = false;
@@ -3201,9 +3432,30 @@ row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *e
 		}
 		if (var)
 		{
-			Var		   *colvar = makeVar(var->varno, att->attnum, att->atttypid,
-										 att->atttypmod, att->attcollation, 0);
+			Var		   *colvar;
 
+#ifdef ATTRIBUTE_GENERATED_VIRTUAL
+
+			/*
+			 * PostgreSQL 18's virtual generated columns store nothing: a Var
+			 * made here, after the rewriter expanded them, would read NULL.
+			 */
+			if (att->attgenerated == ATTRIBUTE_GENERATED_VIRTUAL)
+			{
+				ok = false;
+				break;
+			}
+#endif
+			colvar = makeVar(var->varno, att->attnum, att->atttypid,
+							 att->atttypmod, att->attcollation, 0);
+#if PG_VERSION_NUM >= 160000
+			/* nulled by the same outer joins as the row */
+			colvar->varnullingrels = bms_copy(var->varnullingrels);
+#endif
+#if PG_VERSION_NUM >= 180000
+			/* the old or the new row in RETURNING, as the row */
+			colvar->varreturningtype = var->varreturningtype;
+#endif
 			colvar->location = var->location;
 			col = (Node *) colvar;
 		}
@@ -3217,58 +3469,35 @@ row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *e
 	return ok;
 }
 
-/*
- * A function of the extension, by name and argument types in its schema.
- * No privilege check: planning a query must not depend on who plans it
- * (index predicates and constraints are simplified by whoever comes first).
- */
-static Oid
-extension_function(const ExtensionTypes *ext, const char *name, int nargs, const Oid *argtypes)
-{
-	Oid			funcid = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
-										 CStringGetDatum(name),
-										 PointerGetDatum(buildoidvector(argtypes, nargs)),
-										 ObjectIdGetDatum(ext->nsp));
-
-	if (!OidIsValid(funcid))
-		elog(ERROR, "function %s of extension refund_rules not found", name);
-	return funcid;
-}
-
 static Expr *
-timestamptz_comparison(int strategy, Node *left, Node *right)
+timestamptz_comparison(Oid opno, Oid opfuncid, Node *left, Node *right)
 {
-	Oid			opfamily = get_opclass_family(GetDefaultOpClass(TIMESTAMPTZOID, BTREE_AM_OID));
-	Oid			opno = get_opfamily_member(opfamily, TIMESTAMPTZOID, TIMESTAMPTZOID, strategy);
 	OpExpr	   *op;
 
-	if (!OidIsValid(opno))
-		elog(ERROR, "no timestamptz comparison for strategy %d", strategy);
 	op = (OpExpr *) make_opclause(opno, BOOLOID, false, (Expr *) copyObject(left),
 								  (Expr *) copyObject(right), InvalidOid, InvalidOid);
-	op->opfuncid = get_opcode(opno);
+	op->opfuncid = opfuncid;
 	return (Expr *) op;
 }
 
 /* The range on purchased_at that the window of this kind implies. */
 static List *
-window_range(const ExtensionTypes *ext, PlannerInfo *root, Node *purchased_at, Node *as_of,
+window_range(const SupportCatalog *cat, PlannerInfo *root, Node *purchased_at, Node *as_of,
 			 RefundKind kind)
 {
-	Oid			argtypes[2] = {TIMESTAMPTZOID, ext->refund_kind};
-	Const	   *kindconst = makeConst(ext->refund_kind, -1, InvalidOid, sizeof(Oid),
-									  ObjectIdGetDatum(ext->kind_label[kind]), false, true);
+	Const	   *kindconst = makeConst(cat->ext.refund_kind, -1, InvalidOid, sizeof(Oid),
+									  ObjectIdGetDatum(cat->ext.kind_label[kind]), false, true);
 	Node	   *as_of_copy = copyObject(as_of);
 	Node	   *start;
 	Expr	   *upper;
 	Expr	   *lower;
 
-	start = (Node *) makeFuncExpr(extension_function(ext, "refund_window_start", 2, argtypes),
-								  TIMESTAMPTZOID, lappend(lappend(NIL, as_of_copy), kindconst),
+	start = (Node *) makeFuncExpr(cat->window_start, TIMESTAMPTZOID,
+								  lappend(lappend(NIL, as_of_copy), kindconst),
 								  InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
 	start = eval_const_expressions(root, start);	/* folds a constant as_of */
-	upper = timestamptz_comparison(BTLessEqualStrategyNumber, purchased_at, as_of);
-	lower = timestamptz_comparison(BTGreaterEqualStrategyNumber, purchased_at, start);
+	upper = timestamptz_comparison(cat->tstz_le, cat->tstz_le_func, purchased_at, as_of);
+	lower = timestamptz_comparison(cat->tstz_ge, cat->tstz_ge_func, purchased_at, start);
 	return lappend(lappend(NIL, upper), lower);
 }
 
@@ -3276,27 +3505,23 @@ static Node *
 simplify_call(SupportRequestSimplify *req)
 {
 	FuncExpr   *fexpr = req->fcall;
-	const char *name = get_func_name(fexpr->funcid);
-	const Rewrite *rw = NULL;
-	ExtensionTypes ext;
+	const SupportCatalog *cat = get_support_catalog(fexpr->funcid);
+	const Rewrite *rw;
+	int			r;
 	List	   *args = NIL;
 	Node	   *purchased_at = NULL;
 	Node	   *as_of;
-	Oid			argtypes[FUNC_MAX_ARGS];
-	int			nargs;
-	int			i;
 	FuncExpr   *call;
 
-	for (i = 0; i < (int) lengthof(rewrites); i++)
-		if (name && strcmp(name, rewrites[i].row_form) == 0)
-			rw = &rewrites[i];
-	if (rw == NULL || list_length(fexpr->args) != (rw->takes_kind ? 3 : 2))
+	if (cat == NULL || (r = rewrite_of(cat, fexpr->funcid)) < 0)
+		return NULL;
+	rw = &rewrites[r];
+	if (list_length(fexpr->args) != (rw->takes_kind ? 3 : 2))
 		return NULL;
 	if (contain_volatile_functions((Node *) fexpr->args))
 		return NULL;
 
-	lookup_extension_types(&ext, get_func_namespace(fexpr->funcid));
-	if (!row_columns(req->root, linitial(fexpr->args), rw->layout, &ext, &args, &purchased_at))
+	if (!row_columns(req->root, linitial(fexpr->args), rw->layout, &cat->ext, &args, &purchased_at))
 		return NULL;
 
 	as_of = lsecond(fexpr->args);
@@ -3304,16 +3529,8 @@ simplify_call(SupportRequestSimplify *req)
 	if (rw->takes_kind)
 		args = lappend(args, copyObject(lthird(fexpr->args)));
 
-	nargs = list_length(args);
-	for (i = 0; i < nargs; i++)
-		argtypes[i] = ANYOID;
-	argtypes[pg_popcount32(rw->layout)] = TIMESTAMPTZOID;
-	if (rw->takes_kind)
-		argtypes[nargs - 1] = ext.refund_kind;
-
-	call = makeFuncExpr(extension_function(&ext, rw->column_form, nargs, argtypes),
-						fexpr->funcresulttype, args, fexpr->funccollid, fexpr->inputcollid,
-						COERCE_EXPLICIT_CALL);
+	call = makeFuncExpr(cat->column_form[r], fexpr->funcresulttype, args,
+						fexpr->funccollid, fexpr->inputcollid, COERCE_EXPLICIT_CALL);
 	call->location = fexpr->location;
 
 	/*
@@ -3326,7 +3543,7 @@ simplify_call(SupportRequestSimplify *req)
 	if (rw->window_kind >= 0 && purchased_at && IsA(purchased_at, Var) &&
 		((Var *) purchased_at)->vartype == TIMESTAMPTZOID && !contain_subplans(as_of))
 		return (Node *) make_andclause(list_concat(list_make1(call),
-												   window_range(&ext, req->root, purchased_at,
+												   window_range(cat, req->root, purchased_at,
 																as_of, (RefundKind) rw->window_kind)));
 	return (Node *) call;
 }
@@ -3338,20 +3555,21 @@ simplify_call(SupportRequestSimplify *req)
 static bool
 estimate_selectivity(SupportRequestSelectivity *req)
 {
-	const char *name = get_func_name(req->funcid);
+	const SupportCatalog *cat;
 	List	   *conditions = NIL;
 	Selectivity s = 1.0;
 	ListCell   *lc;
 
-	if (req->is_join || name == NULL)
+	if (req->is_join || (cat = get_support_catalog(req->funcid)) == NULL)
 		return false;
-	if (strcmp(name, "_refund_eligible") == 0 && list_length(req->args) == 6)
+	if (req->funcid == cat->column_form[REWRITE_REFUND_ELIGIBLE] && list_length(req->args) == 6)
 	{
 		/* neither benefits_activated nor product_keys_viewed */
 		conditions = lappend(conditions, make_notclause(list_nth(req->args, 2)));
 		conditions = lappend(conditions, make_notclause(list_nth(req->args, 3)));
 	}
-	else if (strcmp(name, "_tax_refund_eligible") == 0 && list_length(req->args) == 3)
+	else if (req->funcid == cat->column_form[REWRITE_TAX_REFUND_ELIGIBLE] &&
+			 list_length(req->args) == 3)
 		conditions = lappend(conditions, list_nth(req->args, 1));	/* tax_exempt */
 	else
 		return false;

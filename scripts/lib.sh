@@ -7,15 +7,42 @@
 # every function returns non-zero on failure instead.
 #
 #   rr_install_deps            install the Debian packages the project needs
-#   rr_build_install           make clean, make, make install (PostgreSQL 15)
+#   rr_build_install           make clean, make, make install (PostgreSQL RR_PG_MAJOR)
 #   rr_start_cluster NAME PORT throwaway cluster; exports PGHOST PGPORT PGUSER PGDATABASE
 #   rr_stop_cluster NAME       stop it and remove its folder
 #   rr_stop_all                stop every cluster this shell started (for traps)
 #
 # Environment: RR_TMP is where clusters, logs and packages go (default
-# /tmp/refund_rules, or /tmp/refund_rules-USER when not root).
+# /tmp/refund_rules, or /tmp/refund_rules-USER when not root). RR_PG_MAJOR is
+# the PostgreSQL major version to build and test against (default: what
+# rr_detect_pg_major finds).
 
-RR_PG_MAJOR=15
+# rr_detect_pg_major: the PostgreSQL major version this machine has: the
+# newest installed server, else the one Debian's "postgresql" package
+# installs here (apt's lists, else the release's default). Prints nothing
+# when none is known.
+rr_detect_pg_major() {
+	local v
+	v=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/postgres' 2>/dev/null |
+		sed 's|^/usr/lib/postgresql/\([0-9][0-9]*\)/bin/postgres$|\1|' | grep -E '^[0-9]+$' | sort -n | tail -n 1)
+	if [ -z "$v" ] && command -v apt-cache >/dev/null 2>&1; then
+		v=$(apt-cache depends postgresql 2>/dev/null |
+			sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | sort -n | tail -n 1)
+	fi
+	if [ -z "$v" ] && [ -r /etc/os-release ]; then
+		case $(. /etc/os-release && echo "${ID:-}:${VERSION_ID:-}") in
+		debian:12) v=15 ;;
+		debian:13) v=17 ;;
+		esac
+	fi
+	printf '%s\n' "$v"
+}
+
+RR_PG_MAJOR=${RR_PG_MAJOR:-$(rr_detect_pg_major)}
+if [ -z "$RR_PG_MAJOR" ]; then
+	printf '%s\n' "refund_rules: cannot tell the PostgreSQL version (none installed, no apt candidate); set RR_PG_MAJOR" >&2
+	RR_PG_MAJOR=unknown
+fi
 RR_PGBIN=/usr/lib/postgresql/${RR_PG_MAJOR}/bin
 RR_PG_CONFIG=${RR_PGBIN}/pg_config
 if [ "$(id -u)" -eq 0 ]; then
@@ -55,7 +82,7 @@ rr_as_root() {
 }
 
 # rr_pkg_present PKG: true when PKG is installed, or when an installed package
-# provides it (postgresql-contrib-15 is a virtual package of postgresql-15).
+# provides it (postgresql-contrib-NN is a virtual package of postgresql-NN).
 rr_pkg_present() {
 	local pkg=$1
 	if dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
@@ -88,7 +115,7 @@ rr_install_deps() {
 	done
 }
 
-# rr_make ARGS...: make with the PostgreSQL 15 pg_config.
+# rr_make ARGS...: make with the pg_config of PostgreSQL RR_PG_MAJOR.
 rr_make() { make PG_CONFIG="$RR_PG_CONFIG" "$@"; }
 
 # rr_build_install: clean build of the extension and install it.

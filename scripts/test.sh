@@ -1,6 +1,19 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test run of refund_rules (what CI runs).
 #
+#   bash scripts/test.sh [MAJOR] [--matrix | --no-matrix]
+#
+# MAJOR is the PostgreSQL major version to test (default: RR_PG_MAJOR, else
+# the one this machine has, see scripts/lib.sh). With --matrix (the default
+# when CI=true and no MAJOR is given) the run goes on, after this machine's
+# version, to every version of RR_MATRIX ("MAJOR:SUITE ...", default
+# "17:trixie 18:sid"), each in a throwaway Debian chroot of that suite
+# (scripts/chroot.sh, under RR_CHROOT_DIR, default /var/tmp/refund_rules-chroots)
+# that runs this script with its MAJOR and is removed afterwards; their
+# checks are counted in the final line. RR_MATRIX_HOST=0 leaves out this
+# machine's own run (then RR_MATRIX may name its version too).
+#
+# Each version runs:
 #   a. install the Debian packages needed (scripts/lib.sh: rr_install_deps)
 #   b. build the Debian package and install it with dpkg -i (test/package.sh)
 #   c. warning-free build (-Wall -Wextra -Werror) and cppcheck
@@ -16,9 +29,26 @@
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+
+matrix=
+for arg in "$@"; do
+	case $arg in
+	--matrix) matrix=1 ;;
+	--no-matrix) matrix=0 ;;
+	[1-9] | [1-9][0-9]) export RR_PG_MAJOR=$arg && matrix=${matrix:-0} ;;
+	*)
+		sed -n '3,15s/^# \{0,1\}//p' "$0" >&2
+		exit 2
+		;;
+	esac
+done
+[ -n "$matrix" ] || { [ "${CI:-}" = true ] && matrix=1; } || matrix=0
+
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 export PATH="$RR_PGBIN:$PATH"
+# Every check is labelled with the version it runs on.
+LABEL=${RR_LABEL:-pg$RR_PG_MAJOR}
 
 TEST_CLUSTER='test'
 TEST_PORT=54351
@@ -34,12 +64,12 @@ failed_names=()
 
 pass() {
 	passed=$((passed + 1))
-	printf '  PASS  %s\n' "$1"
+	printf '  PASS  [%s] %s\n' "$LABEL" "$1"
 }
 fail() {
 	failed=$((failed + 1))
-	failed_names+=("$1")
-	printf '  FAIL  %s\n' "$1"
+	failed_names+=("[$LABEL] $1")
+	printf '  FAIL  [%s] %s\n' "$LABEL" "$1"
 }
 # check NAME CMD...: run CMD (output shown as it comes), one check.
 check() {
@@ -47,10 +77,16 @@ check() {
 	shift
 	if "$@"; then pass "$name"; else fail "$name"; fi
 }
-step() { printf '\n=== %s ===\n' "$*"; }
+step() { printf '\n=== [%s] %s ===\n' "$LABEL" "$*"; }
 indent() { sed 's/^/    /'; }
 
-cleanup() { rr_stop_all >/dev/null 2>&1; }
+cleanup() {
+	rr_stop_all >/dev/null 2>&1
+	# a chroot of the matrix that an interrupted run left (scripts/matrix.sh)
+	if [ -n "${RR_MATRIX_CHROOT:-}" ]; then
+		rr_as_root bash scripts/chroot.sh remove "$RR_MATRIX_CHROOT" >/dev/null 2>&1
+	fi
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -79,9 +115,11 @@ run_installcheck() {
 	return "${PIPESTATUS[0]}"
 }
 
-# count_tests LOG: one check per test line of pg_regress / pg_isolation_regress
-# ("test foo ... ok", "     foo ... FAILED", "... failed (ignored)"; anything
-# else after "..." is a test that could not even be compared: failed).
+# count_tests LOG: one check per test line of pg_regress / pg_isolation_regress,
+# in PostgreSQL 15's format ("test foo ... ok", "     foo ... FAILED",
+# "... failed (ignored)"; anything else after "..." is a test that could not
+# even be compared: failed) and in the TAP of 16 on ("ok 1 - foo 12 ms",
+# "not ok 2 + foo 30 ms", "# SKIP" or "(ignored)" after an ignored failure).
 # Adds to ntests and ntests_failed.
 ntests=0
 ntests_failed=0
@@ -91,7 +129,20 @@ count_tests() {
 		case $line in
 		*pg_isolation_regress*) suite=isolation; continue ;;
 		esac
-		if [[ $line =~ ^(test[[:space:]]+|[[:space:]]+)([A-Za-z0-9_.+-]+)[[:space:]]+\.\.\.[[:space:]]*(.*)$ ]]; then
+		if [[ $line =~ ^(not[[:space:]]+)?ok[[:space:]]+[0-9]+[[:space:]]+[-+][[:space:]]+([A-Za-z0-9_.+-]+)(.*)$ ]]; then
+			name=${BASH_REMATCH[2]}
+			result=${BASH_REMATCH[3]}
+			ntests=$((ntests + 1))
+			if [ -z "${BASH_REMATCH[1]}" ]; then
+				case $result in
+				*"# SKIP"* | *"(ignored)"*) pass "$suite: $name (failure ignored)" ;;
+				*) pass "$suite: $name" ;;
+				esac
+			else
+				ntests_failed=$((ntests_failed + 1))
+				fail "$suite: $name"
+			fi
+		elif [[ $line =~ ^(test[[:space:]]+|[[:space:]]+)([A-Za-z0-9_.+-]+)[[:space:]]+\.\.\.[[:space:]]*(.*)$ ]]; then
 			name=${BASH_REMATCH[2]}
 			result=${BASH_REMATCH[3]}
 			ntests=$((ntests + 1))
@@ -151,6 +202,41 @@ installcheck_checks() {
 	return 0
 }
 
+# finish: the summary and exactly one line "N passed, N failed"; status 1
+# if any failed. A run inside a chroot of the matrix (RR_RESULT_FILE set)
+# also writes its counts and failed checks there for the parent run.
+finish() {
+	rr_stop_all >/dev/null 2>&1
+	echo
+	if [ "$failed" -gt 0 ]; then
+		echo "Failed:"
+		printf '  %s\n' "${failed_names[@]}"
+	fi
+	echo "Logs: $LOGDIR"
+	if [ -n "${RR_RESULT_FILE:-}" ]; then
+		{
+			printf 'passed %s\nfailed %s\n' "$passed" "$failed"
+			[ "$failed" -eq 0 ] || printf 'fail %s\n' "${failed_names[@]}"
+		} >"$RR_RESULT_FILE"
+		echo "[$LABEL] $passed passed, $failed failed"
+	else
+		[ -z "${matrix_summary:-}" ] || printf '%s' "$matrix_summary"
+		echo "$passed passed, $failed failed"
+	fi
+	[ "$failed" -eq 0 ]
+}
+
+if [ "$matrix" -eq 1 ]; then
+	# shellcheck source=scripts/matrix.sh
+	. scripts/matrix.sh
+	if [ "${RR_MATRIX_HOST:-1}" = 0 ]; then
+		rr_matrix_run
+		finish
+		exit
+	fi
+fi
+host_started=$(date +%s)
+
 # ---------------------------------------------------------------------------
 step "a. dependencies"
 check "install dependencies" rr_install_deps
@@ -177,11 +263,16 @@ warning_build() {
 check "make PG_CFLAGS='$WARN_CFLAGS'" warning_build
 
 run_cppcheck() {
-	local inc out rc
+	local inc out rc level=() findings
 	inc=$("$RR_PG_CONFIG" --includedir-server)
+	# Every branch analysed where cppcheck can (2.11 on; 2.17 otherwise notes
+	# "Limiting analysis of branches" and exits 1 on that note alone).
+	if cppcheck --check-level=exhaustive --version >/dev/null 2>&1; then
+		level=(--check-level=exhaustive)
+	fi
 	# One configuration (what gcc on Linux x86-64 sees); findings inside the
 	# PostgreSQL headers are not ours.
-	out=$(cppcheck --error-exitcode=1 --quiet --inline-suppr \
+	out=$(cppcheck "${level[@]}" --error-exitcode=1 --quiet --inline-suppr \
 		--enable=warning,performance,portability --std=c99 \
 		-I"$inc" -D__GNUC__=12 -D__x86_64__ -D__linux__ \
 		--suppress=missingIncludeSystem --suppress=toomanyconfigs \
@@ -189,7 +280,14 @@ run_cppcheck() {
 		refund_rules.c 2>&1)
 	rc=$?
 	if [ -n "$out" ]; then printf '%s\n' "$out" | indent; fi
-	if [ "$rc" -eq 0 ]; then echo "    cppcheck: no findings"; fi
+	# An "information:" note is no finding; anything else that made
+	# cppcheck exit 1 is.
+	findings=$(grep -cE '^[^ ]+:[0-9]+:[0-9]+: (error|warning|style|performance|portability):' <<<"$out")
+	if [ "$rc" -eq 1 ] && [ "$findings" -eq 0 ] && grep -q ': information: ' <<<"$out"; then
+		echo "    cppcheck: notes only (exit status 1 for information), no findings"
+		return 0
+	fi
+	if [ "$rc" -eq 0 ]; then echo "    cppcheck $(cppcheck --version | sed 's/^Cppcheck //') ${level[*]}: no findings"; fi
 	return "$rc"
 }
 check "cppcheck refund_rules.c" run_cppcheck
@@ -283,12 +381,8 @@ restore_build() {
 check "restore the normal build (make clean; make; make install)" restore_build
 
 # ---------------------------------------------------------------------------
-rr_stop_all >/dev/null 2>&1
-echo
-if [ "$failed" -gt 0 ]; then
-	echo "Failed:"
-	printf '  %s\n' "${failed_names[@]}"
+if [ "$matrix" -eq 1 ]; then
+	rr_matrix_record "$LABEL (this machine)" "$passed" "$failed" "$host_started"
+	rr_matrix_run
 fi
-echo "Logs: $LOGDIR"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

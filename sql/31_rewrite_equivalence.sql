@@ -16,6 +16,21 @@ SET IntervalStyle = 'postgres';
 SET max_parallel_workers_per_gather = 0;
 CREATE SCHEMA eq;
 
+-- EXPLAIN (COSTS OFF) of a query, VERBOSE when asked, without the
+-- "Disabled: true" lines PostgreSQL 18 adds under the nodes an enable_*
+-- setting disables: the plans are the same from 15 to 18, that note is not.
+CREATE FUNCTION eq.explain(query text, verbose_plan boolean DEFAULT false)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+BEGIN
+  FOR line IN EXECUTE format('EXPLAIN (COSTS OFF, VERBOSE %s) %s', verbose_plan::text, query) LOOP
+    IF line !~ '^\s*Disabled: true$' THEN
+      RETURN NEXT line;
+    END IF;
+  END LOOP;
+END $$;
+
 -- The moments purchases are placed around, and the as_of of the join.
 CREATE TABLE eq.moments (k int PRIMARY KEY, as_of timestamptz);
 INSERT INTO eq.moments VALUES
@@ -213,21 +228,21 @@ INSERT INTO eq.exprs VALUES
 ------------------------------------------------------------------------
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
-EXPLAIN (COSTS OFF)
+SELECT * FROM eq.explain($$
 SELECT p.id FROM eq.purchases p
-WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00');
-EXPLAIN (COSTS OFF)
+WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00')$$);
+SELECT * FROM eq.explain($$
 SELECT p.id FROM (SELECT * FROM eq.purchases OFFSET 0) p
-WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00');
-EXPLAIN (COSTS OFF)
+WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00')$$);
+SELECT * FROM eq.explain($$
 SELECT p.id, m.k FROM eq.purchases p, eq.moments m
-WHERE refund_rules.tax_refund_eligible(p, m.as_of);
-EXPLAIN (COSTS OFF)
+WHERE refund_rules.tax_refund_eligible(p, m.as_of)$$);
+SELECT * FROM eq.explain($$
 SELECT p.id, m.k FROM (SELECT * FROM eq.purchases OFFSET 0) p, eq.moments m
-WHERE refund_rules.tax_refund_eligible(p, m.as_of);
-EXPLAIN (COSTS OFF, VERBOSE)
+WHERE refund_rules.tax_refund_eligible(p, m.as_of)$$);
+SELECT * FROM eq.explain($$
 SELECT refund_rules.refund_ineligibility_reasons(p, now(), 'tax')
-FROM (SELECT * FROM eq.purchases OFFSET 0) p;
+FROM (SELECT * FROM eq.purchases OFFSET 0) p$$, true);
 
 ------------------------------------------------------------------------
 -- WHERE, with index scans on purchased_at where possible
@@ -248,9 +263,9 @@ ORDER BY f.n;
 SET enable_seqscan = on;
 SET enable_indexscan = off;
 SET enable_bitmapscan = off;
-EXPLAIN (COSTS OFF)
+SELECT * FROM eq.explain($$
 SELECT p.id FROM eq.purchases p
-WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00');
+WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00')$$);
 SELECT f.n,
        c.selected AS rows_const, j.selected AS rows_join,
        c.mismatches AS mm_const, w.mismatches AS mm_now, j.mismatches AS mm_join
@@ -286,9 +301,9 @@ GROUP BY src ORDER BY src;
 ------------------------------------------------------------------------
 -- A text offer and a timestamp purchased_at: column form, no range
 ------------------------------------------------------------------------
-EXPLAIN (COSTS OFF)
+SELECT * FROM eq.explain($$
 SELECT p.id FROM eq.purchases_text p
-WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00');
+WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00')$$);
 SELECT src, CASE WHEN src <> 'now' THEN sum(c.selected) END AS selected,
        sum(c.mismatches) AS mismatches
 FROM eq.predicates f,
@@ -312,5 +327,260 @@ SELECT count(*) AS compared,
 FROM eq.purchases p JOIN eq.purchases_text q USING (id), eq.moments m;
 
 RESET enable_seqscan;
+
+------------------------------------------------------------------------
+-- Every other query shape the rewrite applies to
+------------------------------------------------------------------------
+-- compare_shape(q, rowarg, plain): q with {p} where the row argument goes,
+-- run with rowarg (rewritten) and with plain (default (SELECT rowarg), not
+-- rewritten), each in a subtransaction that is rolled back (so UPDATE and
+-- DELETE run on the same rows).  rewritten: the first plan calls a column
+-- form; kept: the second does not; rows: rows of the answer; mismatches:
+-- rows in one answer and not in the other.
+CREATE FUNCTION eq.plan_text(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  l text;
+  plan text := '';
+BEGIN
+  FOR l IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
+    plan := plan || l || E'\n';
+  END LOOP;
+  RETURN plan;
+END $$;
+CREATE FUNCTION eq.answer(q text) RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+  a text[];
+BEGIN
+  BEGIN
+    EXECUTE format('WITH x AS (%s) SELECT coalesce(array_agg(x::text), ''{}'') FROM x', q) INTO a;
+    RAISE EXCEPTION 'undo';
+  EXCEPTION WHEN raise_exception THEN
+    NULL;	-- changes undone, the answer kept
+  END;
+  RETURN a;
+END $$;
+CREATE FUNCTION eq.compare_shape(q text, rowarg text DEFAULT 'p', plain text DEFAULT '(SELECT %s)',
+                                 OUT rewritten boolean, OUT kept boolean,
+                                 OUT rows bigint, OUT mismatches bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  rw text := replace(q, '{p}', rowarg);
+  pl text := replace(q, '{p}', format(plain, rowarg));
+  a text[];
+  b text[];
+BEGIN
+  rewritten := eq.plan_text(rw) ~ 'refund_rules\._';
+  kept := eq.plan_text(pl) !~ 'refund_rules\._';
+  a := eq.answer(rw);
+  b := eq.answer(pl);
+  rows := cardinality(a);
+  SELECT count(*) INTO mismatches
+    FROM ((SELECT unnest(a) EXCEPT ALL SELECT unnest(b))
+          UNION ALL (SELECT unnest(b) EXCEPT ALL SELECT unnest(a))) d;
+END $$;
+-- an identity function the planner cannot see through
+CREATE FUNCTION eq.same(r anyelement) RETURNS anyelement LANGUAGE plpgsql IMMUTABLE
+  AS $$ BEGIN RETURN r; END $$;
+
+-- the row sources: a view (its row is a typed ROW()), a partitioned copy,
+-- and a SQL function that the planner inlines
+CREATE VIEW eq.purchases_view AS
+SELECT id, offer, purchased_at, benefits_activated, product_keys_viewed,
+       upgraded_with_gold_discount, tax_exempt, partner
+  FROM eq.purchases WHERE id % 3 <> 0;
+CREATE TABLE eq.purchases_parted (LIKE eq.purchases) PARTITION BY HASH (id);
+CREATE TABLE eq.purchases_parted_0 PARTITION OF eq.purchases_parted
+  FOR VALUES WITH (MODULUS 3, REMAINDER 0);
+CREATE TABLE eq.purchases_parted_1 PARTITION OF eq.purchases_parted
+  FOR VALUES WITH (MODULUS 3, REMAINDER 1);
+-- a partition whose columns are in another order (attribute numbers differ)
+CREATE TABLE eq.purchases_parted_2 (
+    near_now boolean NOT NULL, partner text, tax_exempt boolean, id int NOT NULL,
+    upgraded_with_gold_discount boolean, product_keys_viewed boolean,
+    benefits_activated boolean, purchased_at timestamptz, offer refund_rules.mpn_offer);
+ALTER TABLE eq.purchases_parted ATTACH PARTITION eq.purchases_parted_2
+  FOR VALUES WITH (MODULUS 3, REMAINDER 2);
+INSERT INTO eq.purchases_parted SELECT * FROM eq.purchases;
+CREATE INDEX ON eq.purchases_parted (purchased_at);
+ANALYZE eq.purchases_parted;
+CREATE FUNCTION eq.eligible_sql(r eq.purchases, t timestamptz) RETURNS boolean
+  LANGUAGE sql IMMUTABLE AS $$ SELECT refund_rules.refund_eligible(r, t) $$;
+
+CREATE TABLE eq.shapes (n int PRIMARY KEY, shape text, q text,
+                        rowarg text DEFAULT 'p', plain text DEFAULT '(SELECT %s)');
+INSERT INTO eq.shapes (n, shape, q) VALUES
+ (1, 'inner join, as_of from the other side',
+  $q$SELECT p.id, m.k FROM eq.moments m
+       JOIN eq.purchases p ON refund_rules.refund_eligible({p}, m.as_of)$q$),
+ (2, 'left join, call in ON',
+  $q$SELECT m.k, p.id FROM eq.moments m
+       LEFT JOIN eq.purchases p ON refund_rules.refund_eligible({p}, m.as_of) AND p.id % 50 = 0$q$),
+ (3, 'left join, nullable row, IS NULL in WHERE',
+  $q$SELECT m.k, p.id FROM eq.moments m LEFT JOIN eq.purchases p ON p.id = m.k * 1000 + m.k
+      WHERE refund_rules.refund_eligible({p}, '2026-06-01 00:00+00') IS NULL$q$),
+ (4, 'left join, nullable row, NOT in WHERE',
+  $q$SELECT m.k, p.id FROM eq.moments m LEFT JOIN eq.purchases p ON p.id BETWEEN m.k * 100 AND m.k * 100 + 40
+      WHERE NOT refund_rules.tax_refund_eligible({p}, m.as_of)$q$),
+ (5, 'left join, nullable row, target list',
+  $q$SELECT m.k, p.id, refund_rules.refund_ineligibility_reasons({p}, m.as_of),
+            refund_rules.refund_eligible({p}, '2026-06-01 00:00+00')
+       FROM eq.moments m LEFT JOIN eq.purchases p ON p.id BETWEEN m.k * 100 AND m.k * 100 + 40$q$),
+ (6, 'full join',
+  $q$SELECT m.k, p.id FROM eq.moments m FULL JOIN (SELECT * FROM eq.purchases WHERE id < 200) p0 ON true
+       FULL JOIN eq.purchases p ON p.id = p0.id AND p.id = m.k
+      WHERE refund_rules.refund_eligible({p}, '2026-06-01 00:00+00') IS NOT TRUE AND coalesce(p.id, 0) < 300$q$),
+ (7, 'right join and an outer join nested in another',
+  $q$SELECT m.k, p.id FROM eq.purchases p
+       RIGHT JOIN (eq.moments m LEFT JOIN eq.moments m2 ON m2.k = m.k + 1) ON p.id = m2.k * 7
+      WHERE refund_rules.refund_ineligibility_reasons({p}, m.as_of, 'tax') IS DISTINCT FROM '{}'$q$),
+ (8, 'LATERAL refund_status',
+  $q$SELECT p.id, s.* FROM eq.purchases p
+      CROSS JOIN LATERAL refund_rules.refund_status({p}, '2026-06-01 00:00+00') s$q$),
+ (9, 'LATERAL refund_status on a nullable row',
+  $q$SELECT m.k, s.* FROM eq.moments m LEFT JOIN eq.purchases p ON p.id = m.k * 3
+      CROSS JOIN LATERAL refund_rules.refund_status({p}, m.as_of) s$q$),
+ (10, 'a view',
+  $q$SELECT p.id, refund_rules.refund_ineligibility_reasons({p}, '2026-06-01 00:00+00')
+       FROM eq.purchases_view p WHERE refund_rules.refund_eligible({p}, '2026-06-01 00:00+00') IS NOT TRUE$q$),
+ (11, 'a partitioned table (one partition in another column order)',
+  $q$SELECT p.id, refund_rules.refund_ineligibility_reasons({p}, '2026-06-01 00:00+00', 'tax')
+       FROM eq.purchases_parted p WHERE refund_rules.refund_eligible({p}, '2026-06-01 00:00+00')
+                                      OR refund_rules.tax_refund_eligible({p}, '2025-03-01 00:00+00') IS NULL$q$),
+ (12, 'an inlined SQL function',
+  $q$SELECT p.id FROM eq.purchases p WHERE eq.eligible_sql({p}, '2026-06-01 00:00+00')$q$),
+ (13, 'GROUP BY the call',
+  $q$SELECT refund_rules.refund_ineligibility_reasons({p}, '2026-06-01 00:00+00'), count(*)
+       FROM eq.purchases p GROUP BY 1$q$),
+ (14, 'ORDER BY the call, LIMIT',
+  $q$SELECT p.id FROM eq.purchases p
+      ORDER BY refund_rules.refund_ineligibility_reasons({p}, '2025-03-01 00:00+00'), p.id LIMIT 700$q$),
+ (15, 'DISTINCT',
+  $q$SELECT DISTINCT refund_rules.refund_eligible({p}, '2026-06-01 00:00+00'),
+                     refund_rules.tax_refund_eligible({p}, '2026-06-01 00:00+00')
+       FROM eq.purchases p$q$),
+ (16, 'aggregate FILTER and HAVING',
+  $q$SELECT p.partner, count(*) FILTER (WHERE refund_rules.refund_eligible({p}, '2025-03-01 00:00+00'))
+       FROM eq.purchases p GROUP BY p.partner
+     HAVING bool_or(refund_rules.tax_refund_eligible({p}, '2025-03-01 00:00+00')) IS NOT FALSE$q$),
+ (17, 'window PARTITION BY the call',
+  $q$SELECT p.id, count(*) OVER (PARTITION BY refund_rules.refund_eligible({p}, '2026-06-01 00:00+00'))
+       FROM eq.purchases p$q$),
+ (18, 'inside a CTE, filtered outside',
+  $q$WITH c AS NOT MATERIALIZED (
+        SELECT p.id, refund_rules.refund_eligible({p}, '2026-06-01 00:00+00') AS e FROM eq.purchases p)
+     SELECT id FROM c WHERE e IS NOT TRUE$q$),
+ (19, 'as_of from a subquery (no range)',
+  $q$SELECT p.id FROM eq.purchases p
+      WHERE refund_rules.refund_eligible({p}, (SELECT max(as_of) FROM eq.moments WHERE k < 3))$q$),
+ (20, 'in a correlated EXISTS',
+  $q$SELECT m.k FROM eq.moments m WHERE EXISTS (
+        SELECT 1 FROM eq.purchases p WHERE p.id % 100 = 0 AND refund_rules.refund_eligible({p}, m.as_of))$q$),
+ (21, 'UPDATE ... WHERE the call',
+  $q$UPDATE eq.purchases p SET partner = 'refunded'
+      WHERE refund_rules.refund_eligible({p}, '2026-06-01 00:00+00') RETURNING p.id$q$),
+ (22, 'UPDATE ... RETURNING the call (the new row)',
+  $q$UPDATE eq.purchases p SET benefits_activated = NOT benefits_activated,
+      purchased_at = purchased_at + CASE WHEN purchased_at BETWEEN '2000-01-01' AND '2100-01-01'
+                                         THEN interval '1 day' ELSE interval '0' END
+      WHERE p.id % 10 = 0
+  RETURNING p.id, refund_rules.refund_eligible({p}, '2026-06-01 00:00+00'),
+            refund_rules.refund_ineligibility_reasons({p}, '2026-06-01 00:00+00')$q$),
+ (23, 'UPDATE ... FROM, as_of from the joined table',
+  $q$UPDATE eq.purchases p SET partner = 'checked' FROM eq.moments m
+      WHERE m.k IN (1, 2) AND refund_rules.tax_refund_eligible({p}, m.as_of) RETURNING p.id, m.k$q$),
+ (24, 'DELETE ... WHERE the call',
+  $q$DELETE FROM eq.purchases p
+      WHERE refund_rules.tax_refund_eligible({p}, '2025-03-01 00:00+00') IS NULL RETURNING p.id$q$),
+ (25, 'grouping sets over the row (not rewritten above the grouping)',
+  $q$SELECT p, refund_rules.refund_ineligibility_reasons({p}, '2026-06-01 00:00+00'),
+            refund_rules.refund_eligible({p}, '2026-06-01 00:00+00'), count(*)
+       FROM eq.purchases p WHERE p.id <= 400 GROUP BY CUBE (p, p.near_now)$q$),
+ (26, 'grouping sets, a call below the grouping',
+  $q$SELECT p, count(*) FROM eq.purchases p
+      WHERE p.id <= 400 AND refund_rules.refund_eligible({p}, '2026-06-01 00:00+00') IS NOT FALSE
+      GROUP BY ROLLUP (p)$q$);
+INSERT INTO eq.shapes VALUES
+ (27, 'ROW(...)::refund_rules.purchase in WHERE',
+  $q$SELECT p.id FROM eq.purchases p WHERE refund_rules.refund_eligible({p}, '2026-06-01 00:00+00')$q$,
+  'ROW(p.offer, p.purchased_at, p.benefits_activated, p.product_keys_viewed, p.upgraded_with_gold_discount, p.tax_exempt)::refund_rules.purchase',
+  'eq.same(%s)'),
+ (28, 'ROW(...)::refund_rules.purchase in the target list, nullable',
+  $q$SELECT m.k, p.id, refund_rules.refund_ineligibility_reasons({p}, m.as_of, 'tax')
+       FROM eq.moments m LEFT JOIN eq.purchases p ON p.id BETWEEN m.k * 100 AND m.k * 100 + 40$q$,
+  'ROW(p.offer, p.purchased_at, p.benefits_activated, p.product_keys_viewed, p.upgraded_with_gold_discount, p.tax_exempt)::refund_rules.purchase',
+  'eq.same(%s)'),
+ (29, 'ROW(...)::refund_rules.purchase grouped as a whole',
+  $q$SELECT refund_rules.refund_ineligibility_reasons({p}, '2026-06-01 00:00+00'), count(*)
+       FROM eq.purchases p WHERE p.id <= 400
+      GROUP BY ROLLUP (ROW(p.offer, p.purchased_at, p.benefits_activated, p.product_keys_viewed,
+                           p.upgraded_with_gold_discount, p.tax_exempt)::refund_rules.purchase)$q$,
+  'ROW(p.offer, p.purchased_at, p.benefits_activated, p.product_keys_viewed, p.upgraded_with_gold_discount, p.tax_exempt)::refund_rules.purchase',
+  'eq.same(%s)');
+
+-- rewritten: f only where no call may be rewritten on any version (25, 29:
+-- the row is nulled by grouping sets); 26 is rewritten from 18 on only.
+SELECT n, shape, CASE WHEN n = 26 THEN NULL ELSE c.rewritten END AS rewritten,
+       c.kept, c.rows, c.mismatches
+  FROM eq.shapes, LATERAL eq.compare_shape(q, rowarg, plain) c ORDER BY n;
+
+-- the same with index scans wherever possible, nested loops
+SET enable_seqscan = off;
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+SELECT sum(c.mismatches) AS mismatches, count(*) FILTER (WHERE c.rows > 0) AS shapes_with_rows
+  FROM eq.shapes, LATERAL eq.compare_shape(q, rowarg, plain) c;
+
+-- partial and expression indexes on the whole row, matched by the
+-- rewritten query
+CREATE INDEX purchases_eligible ON eq.purchases (id)
+  WHERE refund_rules.refund_eligible(purchases, '2026-06-01 00:00+00');
+CREATE INDEX purchases_reasons ON eq.purchases
+  (refund_rules.refund_ineligibility_reasons(purchases, '2026-06-01 00:00+00'));
+ANALYZE eq.purchases;
+SELECT c.* FROM eq.compare_shape(
+  $q$SELECT p.id FROM eq.purchases p WHERE refund_rules.refund_eligible({p}, '2026-06-01 00:00+00')$q$) c;
+SELECT c.* FROM eq.compare_shape(
+  $q$SELECT p.id FROM eq.purchases p
+      WHERE refund_rules.refund_ineligibility_reasons({p}, '2026-06-01 00:00+00') = '{product_keys_viewed}'$q$) c;
+SELECT count(*) AS uses_the_indexes FROM (VALUES
+  (eq.plan_text($q$SELECT p.id FROM eq.purchases p
+                   WHERE refund_rules.refund_eligible(p, '2026-06-01 00:00+00')$q$)),
+  (eq.plan_text($q$SELECT p.id FROM eq.purchases p
+                   WHERE refund_rules.refund_ineligibility_reasons(p, '2026-06-01 00:00+00') = '{product_keys_viewed}'$q$))) v(plan)
+ WHERE plan ~ 'Index (Only )?Scan using purchases_(eligible|reasons)|Bitmap Index Scan on purchases_(eligible|reasons)';
+DROP INDEX eq.purchases_eligible, eq.purchases_reasons;
+RESET enable_seqscan;
+RESET enable_hashjoin;
+RESET enable_mergejoin;
+
+-- as_of a parameter, in generic plans: PL/pgSQL's, and a prepared
+-- statement's (whose plan shows the rewrite on $1)
+CREATE FUNCTION eq.generic(t timestamptz, rewritten boolean)
+RETURNS TABLE (id int, reasons text[]) LANGUAGE plpgsql AS $$
+BEGIN
+  IF rewritten THEN
+    RETURN QUERY SELECT p.id, refund_rules.refund_ineligibility_reasons(p, t)
+                   FROM eq.purchases p
+                  WHERE p.id % 4 = 0 AND refund_rules.refund_eligible(p, t) IS NOT TRUE;
+  ELSE
+    RETURN QUERY SELECT p.id, refund_rules.refund_ineligibility_reasons((SELECT p), t)
+                   FROM eq.purchases p
+                  WHERE p.id % 4 = 0 AND refund_rules.refund_eligible((SELECT p), t) IS NOT TRUE;
+  END IF;
+END $$;
+SET plan_cache_mode = force_generic_plan;
+PREPARE eligible_at(timestamptz) AS
+  SELECT p.id FROM eq.purchases p WHERE refund_rules.refund_eligible(p, $1);
+SELECT eq.plan_text('EXECUTE eligible_at(''2026-06-01 00:00+00'')')
+       ~ 'refund_rules\._refund_eligible\([^)]*\$1\)' AS generic_plan_rewritten;
+DEALLOCATE eligible_at;
+SELECT m.k, r.*
+  FROM eq.moments m,
+       LATERAL (SELECT array_agg(g ORDER BY g.id) AS a FROM eq.generic(m.as_of, true) g) rw,
+       LATERAL (SELECT array_agg(g ORDER BY g.id) AS a FROM eq.generic(m.as_of, false) g) pl,
+       LATERAL (SELECT cardinality(rw.a) AS rows, rw.a IS DISTINCT FROM pl.a AS differ) r
+ ORDER BY m.k;
+RESET plan_cache_mode;
+
 RESET max_parallel_workers_per_gather;
 DROP SCHEMA eq CASCADE;

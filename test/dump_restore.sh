@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-BIN=/usr/lib/postgresql/15/bin
+BIN=$RR_PGBIN
 OWN_CLUSTER=dump_restore
 OWN_PORT=54412
 

@@ -5,9 +5,12 @@
 #      and its version matches default_version in refund_rules.control;
 #   2. dpkg-buildpackage -us -uc -b in a scratch copy of the tree (so neither the
 #      repo nor its parent directory gets build products), old artefacts removed
-#      first; the .deb ends up in $RR_TMP/pkg/;
-#   3. dpkg -i the package;
-#   4. dpkg -L lists refund_rules.so, refund_rules.control and every install script.
+#      first, with debian/control generated from debian/control.in for the
+#      versions debian/pgversions (15+) names and this machine builds
+#      (pg_buildext updatecontrol); one .deb per version, in $RR_TMP/pkg/;
+#   3. dpkg -i every package built;
+#   4. dpkg -L lists refund_rules.so, refund_rules.control and every install
+#      script of each version; the one of RR_PG_MAJOR must be among them.
 #
 # Run from the repository root (scripts/test.sh does); exits 0 when all pass.
 set -uo pipefail
@@ -66,7 +69,8 @@ pkgdir=$RR_TMP/pkg
 src=$pkgdir/refund-rules
 version=$(dpkg-parsechangelog -S Version 2>/dev/null)
 arch=$(dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null)
-deb=$pkgdir/postgresql-${RR_PG_MAJOR}-refund-rules_${version}_${arch}.deb
+deb_of() { printf '%s/postgresql-%s-refund-rules_%s_%s.deb\n' "$pkgdir" "$1" "$version" "$arch"; }
+deb=$(deb_of "$RR_PG_MAJOR")
 
 rm -rf "$pkgdir" && mkdir -p "$src" || exit 1
 # Every file of the project (tracked or new, not ignored build products).
@@ -78,10 +82,29 @@ else
 	tar --exclude=.git -cf - . | tar -xf - -C "$src"
 fi
 
-echo "  building $(basename "$deb") in $pkgdir"
+# debian/control for the versions built here, as the Debian packages of
+# extensions do it (debian/control.in has PGVERSION where the version goes)
+if out=$(cd "$src" && pg_buildext updatecontrol 2>&1) &&
+	versions=$(cd "$src" && grep -oP '^Package: postgresql-\K[0-9]+(?=-refund-rules$)' debian/control | xargs) &&
+	[ -n "$versions" ]; then
+	ok "debian/control generated from debian/control.in: packages for PostgreSQL $versions"
+else
+	bad "pg_buildext updatecontrol:"
+	printf '%s\n' "$out" | sed 's/^/        /'
+	echo "$fails check(s) failed"
+	exit 1
+fi
+case " $versions " in
+*" $RR_PG_MAJOR "*) ;;
+*) bad "no package for PostgreSQL $RR_PG_MAJOR among $versions (debian/pgversions: $(xargs <debian/pgversions))" ;;
+esac
+
+echo "  building $(for v in $versions; do basename "$(deb_of "$v")"; done | xargs) in $pkgdir"
 if (cd "$src" && DEB_BUILD_OPTIONS="nocheck noddebs${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}" \
 	dpkg-buildpackage -us -uc -b) >"$pkgdir/build.log" 2>&1 && [ -f "$deb" ]; then
-	ok "dpkg-buildpackage built $deb"
+	for v in $versions; do
+		if [ -f "$(deb_of "$v")" ]; then ok "dpkg-buildpackage built $(deb_of "$v")"; else bad "no $(deb_of "$v")"; fi
+	done
 else
 	bad "dpkg-buildpackage (log follows)"
 	tail -n 60 "$pkgdir/build.log" | sed 's/^/        /'
@@ -89,29 +112,34 @@ else
 	exit 1
 fi
 
-# --- 3. install it ---------------------------------------------------------
-if out=$(rr_as_root dpkg -i "$deb" 2>&1); then
-	ok "dpkg -i $(basename "$deb")"
-else
-	bad "dpkg -i $(basename "$deb"):"
-	printf '%s\n' "$out" | sed 's/^/        /'
-fi
+# --- 3. install them -------------------------------------------------------
+for v in $versions; do
+	if out=$(rr_as_root dpkg -i "$(deb_of "$v")" 2>&1); then
+		ok "dpkg -i $(basename "$(deb_of "$v")")"
+	else
+		bad "dpkg -i $(basename "$(deb_of "$v")"):"
+		printf '%s\n' "$out" | sed 's/^/        /'
+	fi
+done
 
 # --- 4. contents -----------------------------------------------------------
-pkg=postgresql-${RR_PG_MAJOR}-refund-rules
-listing=$(dpkg -L "$pkg" 2>/dev/null)
-pkglib=$("$RR_PG_CONFIG" --pkglibdir)
-sharedir=$("$RR_PG_CONFIG" --sharedir)/extension
-want=("$pkglib/refund_rules.so" "$sharedir/refund_rules.control")
-for f in refund_rules--*.sql; do
-	[ -e "$f" ] && want+=("$sharedir/$f")
-done
-for f in "${want[@]}"; do
-	if grep -qxF -- "$f" <<<"$listing" && [ -f "$f" ]; then
-		ok "package ships $f"
-	else
-		bad "package does not ship $f"
-	fi
+for v in $versions; do
+	pkg=postgresql-$v-refund-rules
+	pgc=/usr/lib/postgresql/$v/bin/pg_config
+	listing=$(dpkg -L "$pkg" 2>/dev/null)
+	pkglib=$("$pgc" --pkglibdir)
+	sharedir=$("$pgc" --sharedir)/extension
+	want=("$pkglib/refund_rules.so" "$sharedir/refund_rules.control")
+	for f in refund_rules--*.sql; do
+		[ -e "$f" ] && want+=("$sharedir/$f")
+	done
+	for f in "${want[@]}"; do
+		if grep -qxF -- "$f" <<<"$listing" && [ -f "$f" ]; then
+			ok "$pkg ships $f"
+		else
+			bad "$pkg does not ship $f"
+		fi
+	done
 done
 
 if [ "$fails" -eq 0 ]; then

@@ -24,7 +24,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-export PATH=/usr/lib/postgresql/15/bin:$PATH
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+export PATH=$RR_PGBIN:$PATH
 DB_OLD=regress_rr_upgrade_old
 DB_NEW=regress_rr_upgrade_fresh
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rr-upgrade.XXXXXX")
