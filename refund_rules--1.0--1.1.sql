@@ -29,3 +29,43 @@ AS 'MODULE_PATHNAME', 'enforce_refund_moment'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.enforce_refund_moment() IS
   'BEFORE INSERT OR UPDATE row trigger for a purchases table checked with check_refund. Arguments: the moment column (default refunded_at), then options kind=purchase|tax, max_lag=INTERVAL. A moment the statement writes is judged at the later of it and the statement start; one before the transaction start is refused (backdated_request, 23514)';
+
+-- The column forms' C functions are named without a leading underscore
+-- (such names are reserved in C); their SQL names stay.  Until this update
+-- runs, the planner support of the 1.1 library leaves calls unrewritten.
+CREATE OR REPLACE FUNCTION @extschema@._refund_eligible(
+    offer "any", purchased_at "any", benefits_activated "any",
+    product_keys_viewed "any", upgraded_with_gold_discount "any",
+    as_of pg_catalog.timestamptz)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'refund_eligible_columns'
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 5
+SUPPORT @extschema@.refund_rules_support;
+
+CREATE OR REPLACE FUNCTION @extschema@._tax_refund_eligible(
+    purchased_at "any", tax_exempt "any", as_of pg_catalog.timestamptz)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'tax_refund_eligible_columns'
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 5
+SUPPORT @extschema@.refund_rules_support;
+
+CREATE OR REPLACE FUNCTION @extschema@._refund_ineligibility_reasons(
+    offer "any", purchased_at "any", benefits_activated "any",
+    product_keys_viewed "any", upgraded_with_gold_discount "any",
+    tax_exempt "any", as_of pg_catalog.timestamptz, kind @extschema@.refund_kind)
+RETURNS pg_catalog.text[]
+AS 'MODULE_PATHNAME', 'refund_ineligibility_reasons_columns'
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 5;
+
+CREATE OR REPLACE FUNCTION @extschema@._refund_status(
+    offer "any", purchased_at "any", benefits_activated "any",
+    product_keys_viewed "any", upgraded_with_gold_discount "any",
+    tax_exempt "any", as_of pg_catalog.timestamptz,
+    OUT refund_eligible pg_catalog.bool,
+    OUT refund_reasons pg_catalog.text[],
+    OUT refund_deadline pg_catalog.timestamptz,
+    OUT tax_refund_eligible pg_catalog.bool,
+    OUT tax_refund_reasons pg_catalog.text[],
+    OUT tax_refund_deadline pg_catalog.timestamptz)
+AS 'MODULE_PATHNAME', 'refund_status_columns'
+LANGUAGE C IMMUTABLE PARALLEL SAFE COST 10;

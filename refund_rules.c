@@ -3129,6 +3129,7 @@ typedef struct Rewrite
 {
 	const char *row_form;		/* the whole-row function */
 	const char *column_form;	/* the function it becomes */
+	const char *symbol;			/* its C function in this library */
 	uint32		layout;			/* the columns passed, in field order */
 	bool		takes_kind;		/* a kind argument follows as_of */
 	int			window_kind;	/* the window added as a range, or -1 */
@@ -3144,10 +3145,10 @@ enum
 };
 
 static const Rewrite rewrites[NUM_REWRITES] = {
-	{"refund_eligible", "_refund_eligible", FIELDS_REFUND, false, KIND_PURCHASE},
-	{"tax_refund_eligible", "_tax_refund_eligible", FIELDS_TAX, false, KIND_TAX},
-	{"refund_ineligibility_reasons", "_refund_ineligibility_reasons", FIELDS_ALL, true, -1},
-	{"refund_status", "_refund_status", FIELDS_ALL, false, -1},
+	{"refund_eligible", "_refund_eligible", "refund_eligible_columns", FIELDS_REFUND, false, KIND_PURCHASE},
+	{"tax_refund_eligible", "_tax_refund_eligible", "tax_refund_eligible_columns", FIELDS_TAX, false, KIND_TAX},
+	{"refund_ineligibility_reasons", "_refund_ineligibility_reasons", "refund_ineligibility_reasons_columns", FIELDS_ALL, true, -1},
+	{"refund_status", "_refund_status", "refund_status_columns", FIELDS_ALL, false, -1},
 };
 
 /*
@@ -3190,6 +3191,23 @@ extension_function(Oid nsp, const char *name, int nargs, const Oid *argtypes)
 						   ObjectIdGetDatum(nsp));
 }
 
+/* Whether a C function's catalog entry names this symbol of the library. */
+static bool
+function_is_symbol(Oid funcid, const char *symbol)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	bool		isnull;
+	Datum		prosrc;
+	bool		result;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	prosrc = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+	result = !isnull && strcmp(TextDatumGetCString(prosrc), symbol) == 0;
+	ReleaseSysCache(tup);
+	return result;
+}
+
 static Oid
 timestamptz_operator(int strategy)
 {
@@ -3206,8 +3224,9 @@ timestamptz_operator(int strategy)
  * (every function that names this support function is the extension's).
  * No privilege checks: planning a query must not depend on who plans it
  * (index predicates and constraints are simplified by whoever comes first).
- * NULL while a function is missing (in the middle of CREATE EXTENSION):
- * then nothing is rewritten.
+ * NULL while a function is missing (in the middle of CREATE EXTENSION) or
+ * is not this library's (an older version's script, before ALTER EXTENSION
+ * UPDATE): then nothing is rewritten, and the calls work as they are.
  */
 static const SupportCatalog *
 get_support_catalog(Oid funcid)
@@ -3252,7 +3271,8 @@ get_support_catalog(Oid funcid)
 		argtypes[ncols + 1] = cat.ext.refund_kind;
 		cat.column_form[r] = extension_function(nsp, rw->column_form,
 												ncols + (rw->takes_kind ? 2 : 1), argtypes);
-		if (!OidIsValid(cat.row_form[r]) || !OidIsValid(cat.column_form[r]))
+		if (!OidIsValid(cat.row_form[r]) || !OidIsValid(cat.column_form[r]) ||
+			!function_is_symbol(cat.column_form[r], rw->symbol))
 			return NULL;
 	}
 	argtypes[0] = TIMESTAMPTZOID;

@@ -288,6 +288,23 @@ for v in $sources; do
 		bad "$v: creating the table, CHECK constraint and trigger that use it"
 		continue
 	fi
+	if [ "$v" = 1.0 ]; then
+		# A database made with the 1.0 release names the column forms' C
+		# functions as 1.0's library did ("_refund_eligible"); this
+		# library has them without the underscore.  Until the update, the
+		# planner support leaves calls unrewritten, so queries still work.
+		DB=$DB_OLD q "UPDATE pg_proc SET prosrc = proname WHERE proname IN
+			('_refund_eligible', '_tax_refund_eligible', '_refund_ineligibility_reasons', '_refund_status')
+			AND pronamespace = 'refund_rules'::regnamespace" >/dev/null
+		out=$(DB=$DB_OLD q "SET TimeZone = 'UTC';
+			EXPLAIN (COSTS OFF) SELECT count(*) FROM public.purchases p WHERE refund_rules.refund_eligible(p, '$T0');
+			SELECT count(*) FROM public.purchases p WHERE refund_rules.refund_eligible(p, '$T0')" 2>&1)
+		case $out in
+		*"_refund_eligible"*) bad "1.0 catalog with this library: the call was rewritten into a function it cannot load: $out" ;;
+		*"refund_eligible(p"*1) ok "1.0 catalog with this library: the call is left as it is, and answers (1 eligible)" ;;
+		*) bad "1.0 catalog with this library: $out" ;;
+		esac
+	fi
 	if DB=$DB_OLD q "ALTER EXTENSION refund_rules UPDATE" >/dev/null 2>"$WORK/update.err"; then
 		ok "$v: ALTER EXTENSION refund_rules UPDATE"
 	else
