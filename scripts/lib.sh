@@ -12,7 +12,7 @@
 #   rr_build_install           make clean, make, make install (PostgreSQL 15)
 #   rr_so_installed_is FILE    is the installed refund_rules.so FILE's copy?
 #   rr_run_logged LOG CMD...   CMD's output to LOG, a progress line every 8 s
-#   rr_indent                  indent stdin; "... still running" after 8 s idle
+#   rr_indent                  indent stdin; "[still running, N s]" after 8 s idle
 #   rr_start_cluster NAME PORT throwaway cluster; exports PGHOST PGPORT PGUSER PGDATABASE
 #   rr_stop_cluster NAME       stop it and remove its folder
 #   rr_stop_all                stop every cluster this shell started (for traps)
@@ -106,10 +106,11 @@ rr_run_logged() {
 }
 
 # rr_indent [PREFIX]: copy stdin to stdout, each line after PREFIX (four
-# spaces), as it comes; after RR_TICK (8) seconds without a line, print
-# "PREFIX... still running (N s)", so that a long test is never silent.
+# spaces), as it comes; after RR_TICK (8) seconds without a line, print the
+# line so far (pg_regress's "test foo ... ") and "[still running, N s]", so
+# that a long test is never silent.
 rr_indent() {
-	local prefix=${1-    } t0=$SECONDS buf='' line rc
+	local prefix=${1-    } t_line=$SECONDS buf='' line rc
 	while :; do
 		line=''
 		rc=0
@@ -117,9 +118,10 @@ rr_indent() {
 		if [ "$rc" -eq 0 ]; then
 			printf '%s%s\n' "$prefix" "$buf$line"
 			buf=''
+			t_line=$SECONDS
 		elif [ "$rc" -gt 128 ]; then
 			buf+=$line # a partial line so far
-			printf '%s... still running (%d s)\n' "$prefix" $((SECONDS - t0))
+			printf '%s%s[still running, %d s]\n' "$prefix" "${buf:+$buf }" $((SECONDS - t_line))
 		else
 			[ -z "$buf$line" ] || printf '%s%s\n' "$prefix" "$buf$line"
 			return 0

@@ -15,7 +15,7 @@
 # Runs unattended, as root (CI) or as a user with passwordless sudo (from a
 # terminal, sudo may ask for the password once, at the start); otherwise it
 # stops at once. Every step prints its name and its time; test results
-# stream as they come, and a long step prints "... still running (N s)".
+# stream as they come, and a long step says "[still running, N s]".
 # Before each installcheck, the installed refund_rules.so must be the one
 # just built (sha256), or that installcheck is not run and counts as failed.
 set -uo pipefail
@@ -70,7 +70,7 @@ step() {
 	step_name=$*
 	step_t0=$SECONDS
 }
-# indent: four spaces before each line, as it comes; "... still running"
+# indent: four spaces before each line, as it comes; "[still running, N s]"
 # after 8 s without output.
 indent() { rr_indent '    '; }
 
