@@ -120,8 +120,16 @@ if [ "$rc" -eq 0 ]; then
 	ok "the README block ran (exit status 0)"
 else
 	bad "the README block failed (exit status $rc)"
+	# bash -e stopped before the block's last line removed its copy.
+	find /tmp -maxdepth 1 -user postgres -name 'tmp.*' -newer "$block" 2>/dev/null |
+		while IFS= read -r d; do
+			for f in "$d/regression.diffs" "$d/output_iso/regression.diffs"; do
+				[ -s "$f" ] && { echo "  --- $f"; head -n 60 "$f" | sed 's/^/        /'; }
+			done
+			(cd / && rr_as_root rm -rf "$d")
+		done
 fi
-npassed=$(grep -cE '^(# )?All [0-9]+ tests passed' "$work/block.log")
+npassed=$(grep -cE '^[#[:space:]]*All [0-9]+ tests passed' "$work/block.log")
 if [ "$npassed" -eq 2 ]; then
 	ok "make installcheck: the regression and the isolation suite passed"
 else

@@ -53,7 +53,7 @@ if ! [ -s "$snippet" ]; then
 fi
 echo "  ok    README's psycopg2 block extracted ($(wc -l <"$snippet") lines)"
 
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" || exit 1
+PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" || exit 1
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL' || exit 1
 CREATE EXTENSION refund_rules;
 CREATE TABLE purchases (
