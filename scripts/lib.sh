@@ -105,23 +105,27 @@ rr_run_logged() {
 	return "$rc"
 }
 
-# rr_indent [PREFIX]: copy stdin to stdout, each line after PREFIX (four
-# spaces), as it comes; after RR_TICK (8) seconds without a line, print the
-# line so far (pg_regress's "test foo ... ") and "[still running, N s]", so
-# that a long test is never silent.
+# rr_indent [PREFIX [SKIP]]: copy stdin to stdout, each line after PREFIX
+# (four spaces), as it comes, except lines that match the extended regular
+# expression SKIP; after RR_TICK (8) seconds without a line, print the line so
+# far (pg_regress's "test foo ... ") and "[still running, N s]", so that a
+# long test is never silent. (A filter before it, like grep, would hold back
+# the partial line: give it SKIP instead.)
 rr_indent() {
-	local prefix=${1-    } t_line=$SECONDS buf='' line rc
+	local prefix=${1-    } skip=${2:-} t_line=$SECONDS buf='' line rc
 	while :; do
 		line=''
 		rc=0
 		IFS= read -r -t "${RR_TICK:-8}" line || rc=$?
 		if [ "$rc" -eq 0 ]; then
-			printf '%s%s\n' "$prefix" "$buf$line"
+			line=$buf$line
 			buf=''
 			t_line=$SECONDS
+			if [ -n "$skip" ] && [[ $line =~ $skip ]]; then continue; fi
+			printf '%s%s\n' "$prefix" "$line"
 		elif [ "$rc" -gt 128 ]; then
 			buf+=$line # a partial line so far
-			printf '%s%s[still running, %d s]\n' "$prefix" "${buf:+$buf }" $((SECONDS - t_line))
+			printf '%s%s[still running, %d s]\n' "$prefix" "${buf:+${buf% } }" $((SECONDS - t_line))
 		else
 			[ -z "$buf$line" ] || printf '%s%s\n' "$prefix" "$buf$line"
 			return 0

@@ -106,7 +106,7 @@ run_installcheck() {
 	echo "  make installcheck $* ($label)"
 	# The log keeps everything; the screen skips pg_regress's database setup.
 	timeout 1800 make PG_CONFIG="$RR_PG_CONFIG" installcheck "$@" 2>&1 | tee "$log" |
-		grep --line-buffered -v -E '^(SET|DROP DATABASE|CREATE DATABASE|ALTER DATABASE)$' | indent
+		rr_indent '    ' '^(SET|DROP DATABASE|CREATE DATABASE|ALTER DATABASE)$'
 	return "${PIPESTATUS[0]}"
 }
 

@@ -4,7 +4,8 @@
 #
 # It creates a throwaway cluster with pg_createcluster (as Debian's own
 # 15/main is made: owned by the postgres OS user, peer authentication on the
-# Unix socket in /var/run/postgresql), on port 54361 and no TCP, and checks
+# Unix socket in /var/run/postgresql), on port 54361 and without TCP (a file
+# in its conf.d), and checks
 # that it really is Debian-style (connecting as PGUSER=postgres from another
 # OS user is refused by peer authentication). Then it copies the source tree
 # into a fresh folder owned by whoever runs this (root: a root-owned tree,
@@ -51,6 +52,8 @@ cleanup() {
 	if [ "$created" -eq 1 ]; then
 		(cd / && rr_as_root pg_dropcluster --stop "$VER" "$NAME") ||
 			echo "  could not drop cluster $VER/$NAME"
+		# pg_dropcluster leaves the folder because of conf.d/no_tcp.conf
+		rr_as_root rm -rf "/etc/postgresql/$VER/$NAME"
 	fi
 	rm -rf "$work"
 }
@@ -81,9 +84,11 @@ if [ -e "$SOCKDIR/.s.PGSQL.$PORT" ] || pg_lsclusters -h 2>/dev/null | awk '{prin
 	exit 1
 fi
 created=1
-if (cd / && rr_as_root pg_createcluster "$VER" "$NAME" -p "$PORT" --start-conf=manual \
-	-o "listen_addresses=" --start) >"$work/createcluster.log" 2>&1; then
-	ok "pg_createcluster $VER $NAME -p $PORT --start (peer authentication, socket in $SOCKDIR)"
+# As Debian makes a cluster, but no TCP (conf.d is included by Debian's postgresql.conf).
+if (cd / && rr_as_root pg_createcluster "$VER" "$NAME" -p "$PORT" --start-conf=manual &&
+	echo "listen_addresses = ''" | rr_as_root tee "/etc/postgresql/$VER/$NAME/conf.d/no_tcp.conf" >/dev/null &&
+	rr_as_root pg_ctlcluster "$VER" "$NAME" start) >"$work/createcluster.log" 2>&1; then
+	ok "pg_createcluster $VER $NAME -p $PORT; pg_ctlcluster start (peer authentication, socket in $SOCKDIR, no TCP)"
 else
 	bad "pg_createcluster $VER $NAME failed:"
 	sed 's/^/        /' "$work/createcluster.log"
