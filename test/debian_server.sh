@@ -118,9 +118,8 @@ else
 fi
 echo "  running the README block in $tree (owner $(id -un), mode 700):"
 sed 's/^/        | /' "$block"
-(cd "$tree" && bash -e "$block") >"$work/block.log" 2>&1 </dev/null
-rc=$?
-sed 's/^/        /' "$work/block.log"
+(cd "$tree" && bash -e "$block") 2>&1 </dev/null | tee "$work/block.log" | sed -u 's/^/        /'
+rc=${PIPESTATUS[0]}
 if [ "$rc" -eq 0 ]; then
 	ok "the README block ran (exit status 0)"
 else
