@@ -118,7 +118,7 @@ else
 fi
 echo "  running the README block in $tree (owner $(id -un), mode 700):"
 sed 's/^/        | /' "$block"
-(cd "$tree" && bash -e "$block") 2>&1 </dev/null | tee "$work/block.log" | sed -u 's/^/        /'
+(cd "$tree" && bash -e "$block") 2>&1 </dev/null | tee "$work/block.log" | rr_indent '        '
 rc=${PIPESTATUS[0]}
 if [ "$rc" -eq 0 ]; then
 	ok "the README block ran (exit status 0)"

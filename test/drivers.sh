@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test/drivers.sh - the README's driver example for psycopg2 works as written.
+# test/drivers.sh - the README's driver examples for psycopg2 (and, where node
+# and its pg module are installed, node-postgres) work as written.
 #
 # It takes the Python block that README.md marks "test/drivers.sh runs this
 # block: psycopg2" (so the README shows exactly the code tested here), loads
@@ -62,7 +63,9 @@ CREATE TABLE purchases (
     upgraded_with_gold_discount boolean, tax_exempt boolean);
 INSERT INTO purchases VALUES
     (1, 'Contoso',  'gold',   now() - interval '1 day', false, false, false, true),
-    (2, 'Fabrikam', 'silver', now() - interval '1 day', true,  false, false, false);
+    (2, 'Fabrikam', 'silver', now() - interval '1 day', true,  false, false, false),
+    (3, 'Litware',  'gold',   now() - interval '1 day', false, false, false, true),
+    (4, 'Lucerne',  'silver', now() - interval '1 day', false, true,  false, false);
 CREATE TABLE refund_requests (
     id                bigserial PRIMARY KEY,
     purchase_id       bigint NOT NULL REFERENCES purchases,
@@ -176,6 +179,62 @@ conn.close()
 sys.exit(1 if fails else 0)
 PY
 rc=$?
+
+# node-postgres, where node and its pg module are installed (not by default).
+if command -v node >/dev/null && node -e "require('pg')" >/dev/null 2>&1; then
+	js=$work/readme_node_postgres.js
+	awk '
+		/<!-- test\/drivers.sh runs this block: node-postgres -->/ { marked = 1; next }
+		marked && /^```js$/ { inblock = 1; next }
+		inblock && /^```$/ { exit }
+		inblock { print }
+	' README.md >"$js"
+	if [ -s "$js" ]; then
+		echo "  ok    README's node-postgres block extracted ($(wc -l <"$js") lines); node $(node --version), pg $(node -p "require('pg/package.json').version")"
+		cat >>"$js" <<'JS'
+
+// --- test/drivers.sh: the checks -------------------------------------------
+const { Client } = require('pg');
+(async () => {
+  const client = new Client(); // PGHOST, PGPORT, PGUSER, PGDATABASE
+  await client.connect();
+  let fails = 0;
+  const check = (ok, what) => { console.log(`  ${ok ? 'ok   ' : 'FAIL '} node-postgres: ${what}`); if (!ok) fails++; };
+  const attempt = async (...args) => { try { return ['result', await requestRefund(client, ...args)]; } catch (e) { return ['error', e]; } };
+  const usable = async (after) => {
+    try { const r = await client.query('SELECT 1 AS one'); check(r.rows[0].one === 1, `after ${after} the connection is usable`); }
+    catch (e) { check(false, `after ${after} the connection is usable (${e.code} ${e.message})`); }
+  };
+  let [what, v] = await attempt(3, 'account_admin');
+  check(what === 'result' && v.id !== undefined && v.refused === undefined, `an allowed request returns its id (${JSON.stringify(v)})`);
+  [what, v] = await attempt(4, 'intern');
+  check(what === 'result' && JSON.stringify(v.refused) === '["product_keys_viewed","requester_not_authorized"]',
+        `a refusal returns the reasons in the policy's order (${JSON.stringify(v.refused)})`);
+  check(what === 'result' && (v.hint || '').startsWith('Refunds of this purchase are allowed from ') && v.table === 'public.refund_requests',
+        `the refusal has the window and the request table (${v.table})`);
+  await usable('a refusal');
+  [what, v] = await attempt(3, 'account_admin', 'tax');
+  check(what === 'error' && v.code === '23514' && (v.detail || '').startsWith('Failing row contains'),
+        `another CHECK's 23514 is thrown, not taken for a refusal (${v.code})`);
+  await usable("another CHECK's 23514");
+  [what, v] = await attempt(999, 'account_admin');
+  check(what === 'error' && v.code === '23503', `no such purchase: 23503 is thrown (${v.code})`);
+  await usable('a 23503');
+  const r = await client.query('SELECT count(*)::int AS n FROM refund_requests WHERE purchase_id IN (3, 4)');
+  check(r.rows[0].n === 1, `only the allowed request was committed (${r.rows[0].n})`);
+  await client.end();
+  process.exit(fails ? 1 : 0);
+})().catch((e) => { console.log(`  FAIL  node-postgres: ${e.stack}`); process.exit(1); });
+JS
+		PGDATABASE=$DB node "$js" || rc=1
+	else
+		echo "  FAIL  README.md has no js block marked \"test/drivers.sh runs this block: node-postgres\""
+		rc=1
+	fi
+else
+	echo "  skip  node-postgres: node or its pg module is not installed"
+fi
+
 if [ "$rc" -eq 0 ]; then
 	echo "  drivers checks passed"
 else
