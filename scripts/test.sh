@@ -105,7 +105,9 @@ run_installcheck() {
 	shift 2
 	echo "  make installcheck $* ($label)"
 	# The log keeps everything; the screen skips pg_regress's database setup.
-	timeout 1800 make PG_CONFIG="$RR_PG_CONFIG" installcheck "$@" 2>&1 | tee "$log" |
+	# --foreground: in our process group, so that Ctrl-C stops it at once
+	# (on expiry, timeout then ends make only, not what make started).
+	timeout --foreground 1800 make PG_CONFIG="$RR_PG_CONFIG" installcheck "$@" 2>&1 | tee "$log" |
 		rr_indent '    ' '^(SET|DROP DATABASE|CREATE DATABASE|ALTER DATABASE)$'
 	return "${PIPESTATUS[0]}"
 }
@@ -272,7 +274,7 @@ for t in test/*.sh; do
 	echo "  --- $t"
 	t0=$SECONDS
 	if [ "$cluster_up" -eq 1 ]; then
-		timeout 900 bash "$t" </dev/null 2>&1 | indent
+		timeout --foreground 900 bash "$t" </dev/null 2>&1 | indent
 		rc=${PIPESTATUS[0]}
 	else
 		echo "    (no cluster)"
