@@ -79,8 +79,13 @@ else
 fi
 
 echo "  building $(basename "$deb") in $pkgdir"
-if (cd "$src" && DEB_BUILD_OPTIONS="nocheck noddebs${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}" \
-	dpkg-buildpackage -us -uc -b) >"$pkgdir/build.log" 2>&1 && [ -f "$deb" ]; then
+# shellcheck disable=SC2317 # run by rr_run_logged
+build_package() {
+	cd "$src" && DEB_BUILD_OPTIONS="nocheck noddebs${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}" \
+		dpkg-buildpackage -us -uc -b
+}
+# (a progress line every 8 s while it builds)
+if rr_run_logged "$pkgdir/build.log" build_package && [ -f "$deb" ]; then
 	ok "dpkg-buildpackage built $deb"
 else
 	bad "dpkg-buildpackage (log follows)"
