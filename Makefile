@@ -6,8 +6,10 @@ DATA = $(sort $(wildcard refund_rules--*.sql))
 PGFILEDESC = "refund_rules - refund eligibility for MPN benefit purchases"
 
 # One pg_regress test per file in sql/, one isolation test per file in specs/.
+# The expected output has non-ASCII text: the test database is UTF8 even where
+# the cluster's default is SQL_ASCII (Debian's cluster on a machine with no locale).
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --load-extension=refund_rules
+REGRESS_OPTS = --load-extension=refund_rules --encoding=UTF8
 ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
 ISOLATION_OPTS = --load-extension=refund_rules
 

@@ -6,8 +6,13 @@
 # It sets no shell options of its own (the caller decides on set -e etc.);
 # every function returns non-zero on failure instead.
 #
+#   rr_need_root WHAT          fail early (with why) unless root or sudo -n works
 #   rr_install_deps            install the Debian packages the project needs
+#                              (apt's output to $RR_TMP/logs/apt.log)
 #   rr_build_install           make clean, make, make install (PostgreSQL RR_PG_MAJOR)
+#   rr_so_installed_is FILE    is the installed refund_rules.so FILE's copy?
+#   rr_run_logged LOG CMD...   CMD's output to LOG, a progress line every 8 s
+#   rr_indent                  indent stdin; "[still running, N s]" after 8 s idle
 #   rr_start_cluster NAME PORT throwaway cluster; exports PGHOST PGPORT PGUSER PGDATABASE
 #   rr_stop_cluster NAME       stop it and remove its folder
 #   rr_stop_all                stop every cluster this shell started (for traps)
@@ -60,6 +65,8 @@ RR_DEPS=(
 	dpkg-dev
 	postgresql-server-dev-all
 	python3
+	python3-psycopg2
+	sudo
 )
 # Names of the clusters started by this shell, for rr_stop_all.
 RR_CLUSTERS=${RR_CLUSTERS:-}
@@ -69,16 +76,88 @@ rr_log() { printf '%s\n' "$*" >&2; }
 
 rr_is_root() { [ "$(id -u)" -eq 0 ]; }
 
-# rr_as_root CMD...: run CMD as root (directly when we are root, else via sudo).
+# rr_need_root WHAT: return 0 when we are root or may use sudo without a
+# password; with a terminal, sudo may ask for the password once, here. Else
+# say why WHAT cannot run and return 1. Call it before the first rr_as_root.
+rr_need_root() {
+	local what=${1:-this script}
+	rr_is_root && return 0
+	if command -v sudo >/dev/null 2>&1; then
+		sudo -n true 2>/dev/null && return 0
+		if [ -t 0 ] && [ -t 2 ]; then
+			rr_log "refund_rules: $what needs root; sudo asks for the password of $(id -un) once, now:"
+			sudo -v && return 0
+		fi
+		rr_log "refund_rules: $what needs root, and sudo needs a password (\"sudo -n true\" fails for $(id -un))."
+	else
+		rr_log "refund_rules: $what needs root, and sudo is not installed."
+	fi
+	rr_log "refund_rules: run it as root, or as a user with passwordless sudo (or from a terminal, where sudo can ask)."
+	return 1
+}
+
+# rr_as_root CMD...: run CMD as root (directly when we are root, else with
+# sudo -n, which never asks: rr_need_root has made sure it works). CMD runs
+# once; its exit status is returned.
 rr_as_root() {
 	if rr_is_root; then
 		"$@"
 	elif command -v sudo >/dev/null 2>&1; then
-		sudo -n "$@" 2>/dev/null || sudo "$@"
+		sudo -n -- "$@"
 	else
 		rr_log "refund_rules: need root for: $*  (not root and no sudo)"
 		return 1
 	fi
+}
+
+# rr_run_logged LOG CMD...: run CMD with its output (stdout and stderr) added to LOG;
+# while it runs, print "... N s: <last line of LOG>" every RR_TICK (8) seconds
+# to stderr, so a long step is never silent. Returns CMD's exit status.
+rr_run_logged() {
+	local log=${1:?rr_run_logged LOG CMD...} pid rc t0=$SECONDS next last
+	shift
+	"$@" >>"$log" 2>&1 </dev/null &
+	pid=$!
+	next=$((SECONDS + ${RR_TICK:-8}))
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 1
+		if [ "$SECONDS" -ge "$next" ] && kill -0 "$pid" 2>/dev/null; then
+			last=$(tail -n 1 "$log" 2>/dev/null | tr -d '\r' | cut -c1-72)
+			printf '      ... %d s%s\n' $((SECONDS - t0)) "${last:+: $last}" >&2
+			next=$((SECONDS + ${RR_TICK:-8}))
+		fi
+	done
+	rc=0
+	wait "$pid" || rc=$?
+	return "$rc"
+}
+
+# rr_indent [PREFIX [SKIP]]: copy stdin to stdout, each line after PREFIX
+# (four spaces), as it comes, except lines that match the extended regular
+# expression SKIP; after RR_TICK (8) seconds without a line, print the line so
+# far (pg_regress's "test foo ... ") and "[still running, N s]", so that a
+# long test is never silent. (A filter before it, like grep, would hold back
+# the partial line: give it SKIP instead.)
+rr_indent() {
+	local prefix=${1-    } skip=${2:-} t_line=$SECONDS buf='' line rc
+	while :; do
+		line=''
+		rc=0
+		IFS= read -r -t "${RR_TICK:-8}" line || rc=$?
+		if [ "$rc" -eq 0 ]; then
+			line=$buf$line
+			buf=''
+			t_line=$SECONDS
+			if [ -n "$skip" ] && [[ $line =~ $skip ]]; then continue; fi
+			printf '%s%s\n' "$prefix" "$line"
+		elif [ "$rc" -gt 128 ]; then
+			buf+=$line # a partial line so far
+			printf '%s%s[still running, %d s]\n' "$prefix" "${buf:+${buf% } }" $((SECONDS - t_line))
+		else
+			[ -z "$buf$line" ] || printf '%s%s\n' "$prefix" "$buf$line"
+			return 0
+		fi
+	done
 }
 
 # rr_pkg_present PKG: true when PKG is installed, or when an installed package
@@ -95,9 +174,10 @@ rr_pkg_present() {
 }
 
 # rr_install_deps: install whatever of RR_DEPS is missing (apt-get update once,
-# and only when something is missing).
+# and only when something is missing). apt's output goes to $RR_TMP/logs/apt.log;
+# the screen gets one line per apt run (and the log's path on failure).
 rr_install_deps() {
-	local missing=() pkg
+	local missing=() pkg log=$RR_TMP/logs/apt.log t0=$SECONDS
 	for pkg in "${RR_DEPS[@]}"; do
 		rr_pkg_present "$pkg" || missing+=("$pkg")
 	done
@@ -105,14 +185,24 @@ rr_install_deps() {
 		rr_log "deps: all present (${RR_DEPS[*]})"
 		return 0
 	fi
-	rr_log "deps: installing ${missing[*]}"
-	rr_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
-	rr_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	mkdir -p "${log%/*}" && : >"$log" || return 1
+	rr_log "deps: installing ${missing[*]} (apt's output: $log)"
+	if ! rr_run_logged "$log" rr_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q; then
+		rr_log "deps: apt-get update failed; its output: $log"
+		tail -n 5 "$log" >&2
+		return 1
+	fi
+	if ! rr_run_logged "$log" rr_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 		--no-install-recommends -o Dpkg::Options::=--force-confdef \
-		-o Dpkg::Options::=--force-confold "${missing[@]}" || return 1
+		-o Dpkg::Options::=--force-confold "${missing[@]}"; then
+		rr_log "deps: apt-get install failed; its output: $log"
+		tail -n 5 "$log" >&2
+		return 1
+	fi
 	for pkg in "${missing[@]}"; do
-		rr_pkg_present "$pkg" || { rr_log "deps: $pkg still missing"; return 1; }
+		rr_pkg_present "$pkg" || { rr_log "deps: $pkg still missing; apt's output: $log"; return 1; }
 	done
+	rr_log "deps: installed ${missing[*]} ($(grep -c '^Setting up ' "$log") packages set up) in $((SECONDS - t0)) s; apt's output: $log"
 }
 
 # rr_make ARGS...: make with the pg_config of PostgreSQL RR_PG_MAJOR.
@@ -125,13 +215,34 @@ rr_build_install() {
 		rr_as_root make PG_CONFIG="$RR_PG_CONFIG" install
 }
 
+# rr_installed_so: path of the installed refund_rules.so (what the server loads).
+rr_installed_so() { printf '%s/refund_rules.so\n' "$("$RR_PG_CONFIG" --pkglibdir)"; }
+
+# rr_so_installed_is FILE: true when the installed refund_rules.so has FILE's
+# content (sha256); says which on stdout, and loudly on stderr when not.
+rr_so_installed_is() {
+	local built=${1:?rr_so_installed_is FILE} inst want got
+	inst=$(rr_installed_so)
+	want=$(sha256sum <"$built" 2>/dev/null | cut -c1-64) || want=
+	got=$(sha256sum <"$inst" 2>/dev/null | cut -c1-64) || got=
+	if [ -n "$want" ] && [ "$want" = "$got" ]; then
+		printf 'installed %s is %s (sha256 %.12s)\n' "$inst" "$built" "$got"
+		return 0
+	fi
+	rr_log "refund_rules: the installed library is NOT the one just built:"
+	rr_log "    installed $inst: sha256 ${got:-(missing)}"
+	rr_log "    built     $built: sha256 ${want:-(missing)}"
+	return 1
+}
+
 # rr_cluster_dir NAME: the folder of cluster NAME.
 rr_cluster_dir() { printf '%s/%s\n' "$RR_TMP" "$1"; }
 
-# rr_as_pg CMD...: run CMD as the cluster's owner (postgres when we are root).
+# rr_as_pg CMD...: run CMD as the cluster's owner (postgres when we are root,
+# from /, a directory postgres may enter: give CMD absolute paths).
 rr_as_pg() {
 	if rr_is_root; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi

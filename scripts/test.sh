@@ -25,7 +25,12 @@
 #
 # Every step counts as passed or failed; the run keeps going after a failure and
 # ends with exactly one line "N passed, N failed" (exit status 1 if any failed).
-# Runs unattended, as root (CI) or as a user with sudo.
+# Runs unattended, as root (CI) or as a user with passwordless sudo (from a
+# terminal, sudo may ask for the password once, at the start); otherwise it
+# stops at once. Every step prints its name and its time; test results
+# stream as they come, and a long step says "[still running, N s]".
+# Before each installcheck, the installed refund_rules.so must be the one
+# just built (sha256), or that installcheck is not run and counts as failed.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
@@ -62,23 +67,42 @@ passed=0
 failed=0
 failed_names=()
 
+# pass NAME [TIME] / fail NAME [TIME]: count and print one check.
 pass() {
 	passed=$((passed + 1))
-	printf '  PASS  [%s] %s\n' "$LABEL" "$1"
+	printf '  PASS  [%s] %s%s\n' "$LABEL" "$1" "${2:+ ($2)}"
 }
 fail() {
 	failed=$((failed + 1))
 	failed_names+=("[$LABEL] $1")
-	printf '  FAIL  [%s] %s\n' "$LABEL" "$1"
+	printf '  FAIL  [%s] %s%s\n' "$LABEL" "$1" "${2:+ ($2)}"
 }
-# check NAME CMD...: run CMD (output shown as it comes), one check.
+# check NAME CMD...: run CMD (output shown as it comes), one check, timed.
 check() {
-	local name=$1
+	local name=$1 t0=$SECONDS
 	shift
-	if "$@"; then pass "$name"; else fail "$name"; fi
+	if "$@"; then
+		pass "$name" "$((SECONDS - t0)) s"
+	else
+		fail "$name" "$((SECONDS - t0)) s"
+	fi
 }
-step() { printf '\n=== [%s] %s ===\n' "$LABEL" "$*"; }
-indent() { sed 's/^/    /'; }
+# step NAME: print the step's name, and the time of the step before it.
+step_name=''
+step_t0=$SECONDS
+step_done() {
+	[ -z "$step_name" ] || printf -- '--- [%s] %s: %d s\n' "$LABEL" "$step_name" $((SECONDS - step_t0))
+	step_name=''
+}
+step() {
+	step_done
+	printf '\n=== [%s] %s ===\n' "$LABEL" "$*"
+	step_name=$*
+	step_t0=$SECONDS
+}
+# indent: four spaces before each line, as it comes; "[still running, N s]"
+# after 8 s without output.
+indent() { rr_indent '    '; }
 
 cleanup() {
 	rr_stop_all >/dev/null 2>&1
@@ -91,6 +115,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$LOGDIR"
+
+# Root is needed (dpkg -i, make install): fail now rather than half-way.
+if ! rr_need_root "scripts/test.sh"; then
+	fail "root or passwordless sudo available"
+	echo "$passed passed, $failed failed"
+	exit 1
+fi
 
 # Show regression.diffs of a failed installcheck.
 show_diffs() {
@@ -110,8 +141,10 @@ run_installcheck() {
 	shift 2
 	echo "  make installcheck $* ($label)"
 	# The log keeps everything; the screen skips pg_regress's database setup.
-	timeout 1800 make PG_CONFIG="$RR_PG_CONFIG" installcheck "$@" 2>&1 | tee "$log" |
-		grep -v -E '^(SET|DROP DATABASE|CREATE DATABASE|ALTER DATABASE)$' | indent
+	# --foreground: in our process group, so that Ctrl-C stops it at once
+	# (on expiry, timeout then ends make only, not what make started).
+	timeout --foreground 1800 make PG_CONFIG="$RR_PG_CONFIG" installcheck "$@" 2>&1 | tee "$log" |
+		rr_indent '    ' '^(SET|DROP DATABASE|CREATE DATABASE|ALTER DATABASE)$'
 	return "${PIPESTATUS[0]}"
 }
 
@@ -212,7 +245,7 @@ finish() {
 		echo "Failed:"
 		printf '  %s\n' "${failed_names[@]}"
 	fi
-	echo "Logs: $LOGDIR"
+	echo "Logs: $LOGDIR; total time $SECONDS s"
 	if [ -n "${RR_RESULT_FILE:-}" ]; then
 		{
 			printf 'passed %s\nfailed %s\n' "$passed" "$failed"
@@ -245,12 +278,30 @@ check "install dependencies" rr_install_deps
 step "b. Debian package (build, dpkg -i, dpkg -L)"
 check "debian package" bash test/package.sh
 
+# The library the tests below load must be the package's, not an older one.
+package_so_installed() {
+	local deb so=$RR_TMP/pkg/refund_rules.so.from-deb
+	deb=$(find "$RR_TMP/pkg" -maxdepth 1 -name "postgresql-${RR_PG_MAJOR}-refund-rules_*.deb" | head -n 1)
+	[ -n "$deb" ] || { echo "    no package in $RR_TMP/pkg"; return 1; }
+	dpkg-deb --fsys-tarfile "$deb" | tar -xOf - --wildcards '*/refund_rules.so' >"$so" || return 1
+	rr_so_installed_is "$so" | indent
+	return "${PIPESTATUS[0]}"
+}
+so_ok=0
+if package_so_installed; then
+	so_ok=1
+	pass "installed refund_rules.so is the package's"
+else
+	fail "installed refund_rules.so is the package's"
+fi
+
 # ---------------------------------------------------------------------------
 step "c. warning-free build and cppcheck"
 warning_build() {
 	local log=$LOGDIR/build-warnings.log
 	rr_make clean >/dev/null 2>&1
-	if ! rr_make PG_CFLAGS="$WARN_CFLAGS" >"$log" 2>&1; then
+	: >"$log"
+	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$WARN_CFLAGS"; then
 		indent <"$log"
 		return 1
 	fi
@@ -263,7 +314,7 @@ warning_build() {
 check "make PG_CFLAGS='$WARN_CFLAGS'" warning_build
 
 run_cppcheck() {
-	local inc out rc level=() findings
+	local inc out rc level=() findings log=$LOGDIR/cppcheck.log
 	inc=$("$RR_PG_CONFIG" --includedir-server)
 	# Every branch analysed where cppcheck can (2.11 on; 2.17 otherwise notes
 	# "Limiting analysis of branches" and exits 1 on that note alone).
@@ -272,13 +323,15 @@ run_cppcheck() {
 	fi
 	# One configuration (what gcc on Linux x86-64 sees); findings inside the
 	# PostgreSQL headers are not ours.
-	out=$(cppcheck "${level[@]}" --error-exitcode=1 --quiet --inline-suppr \
+	: >"$log"
+	rr_run_logged "$log" cppcheck "${level[@]}" --error-exitcode=1 --quiet --inline-suppr \
 		--enable=warning,performance,portability --std=c99 \
 		-I"$inc" -D__GNUC__=12 -D__x86_64__ -D__linux__ \
 		--suppress=missingIncludeSystem --suppress=toomanyconfigs \
 		--suppress='*:/usr/include/*' \
-		refund_rules.c 2>&1)
+		refund_rules.c
 	rc=$?
+	out=$(cat "$log")
 	if [ -n "$out" ]; then printf '%s\n' "$out" | indent; fi
 	# An "information:" note is no finding; anything else that made
 	# cppcheck exit 1 is.
@@ -301,8 +354,10 @@ if rr_start_cluster "$TEST_CLUSTER" "$TEST_PORT"; then
 else
 	fail "start cluster $TEST_CLUSTER (port $TEST_PORT)"
 fi
-if [ "$cluster_up" -eq 1 ]; then
+if [ "$cluster_up" -eq 1 ] && [ "$so_ok" -eq 1 ]; then
 	installcheck_checks "installcheck" installcheck count
+elif [ "$cluster_up" -eq 1 ]; then
+	fail "installcheck not run: the installed refund_rules.so is not the package's (step b)"
 fi
 
 # ---------------------------------------------------------------------------
@@ -315,14 +370,19 @@ for t in test/*.sh; do
 	esac
 	nshell=$((nshell + 1))
 	echo "  --- $t"
+	t0=$SECONDS
 	if [ "$cluster_up" -eq 1 ]; then
-		timeout 900 bash "$t" </dev/null 2>&1 | indent
+		timeout --foreground 900 bash "$t" </dev/null 2>&1 | indent
 		rc=${PIPESTATUS[0]}
 	else
 		echo "    (no cluster)"
 		rc=1
 	fi
-	if [ "$rc" -eq 0 ]; then pass "$t"; else fail "$t (exit status $rc)"; fi
+	if [ "$rc" -eq 0 ]; then
+		pass "$t" "$((SECONDS - t0)) s"
+	else
+		fail "$t (exit status $rc)" "$((SECONDS - t0)) s"
+	fi
 done
 [ "$nshell" -gt 0 ] || echo "  (no shell tests besides test/package.sh)"
 
@@ -331,7 +391,8 @@ step "f. UBSan build and installcheck"
 ubsan_build_install() {
 	local log=$LOGDIR/build-ubsan.log
 	rr_make clean >/dev/null 2>&1
-	if ! rr_make PG_CFLAGS="$UBSAN_CFLAGS" PG_LDFLAGS="$UBSAN_LDFLAGS" >"$log" 2>&1; then
+	: >"$log"
+	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$UBSAN_CFLAGS" PG_LDFLAGS="$UBSAN_LDFLAGS"; then
 		indent <"$log"
 		return 1
 	fi
@@ -341,6 +402,8 @@ ubsan_build_install() {
 	fi
 	rr_as_root make PG_CONFIG="$RR_PG_CONFIG" install >>"$log" 2>&1 || { indent <"$log"; return 1; }
 	echo "    built with PG_CFLAGS='$UBSAN_CFLAGS' PG_LDFLAGS='$UBSAN_LDFLAGS', installed"
+	rr_so_installed_is refund_rules.so 2>&1 | indent
+	return "${PIPESTATUS[0]}"
 }
 ubsan_ok=0
 if ubsan_build_install; then
@@ -371,7 +434,8 @@ fi
 
 restore_build() {
 	local log=$LOGDIR/build-restore.log
-	if rr_build_install >"$log" 2>&1; then
+	: >"$log"
+	if rr_run_logged "$log" rr_build_install && rr_so_installed_is refund_rules.so | indent; then
 		echo "    normal build installed again"
 	else
 		indent <"$log"
@@ -381,6 +445,7 @@ restore_build() {
 check "restore the normal build (make clean; make; make install)" restore_build
 
 # ---------------------------------------------------------------------------
+step_done
 if [ "$matrix" -eq 1 ]; then
 	rr_matrix_record "$LABEL (this machine)" "$passed" "$failed" "$host_started"
 	rr_matrix_run

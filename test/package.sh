@@ -100,8 +100,13 @@ case " $versions " in
 esac
 
 echo "  building $(for v in $versions; do basename "$(deb_of "$v")"; done | xargs) in $pkgdir"
-if (cd "$src" && DEB_BUILD_OPTIONS="nocheck noddebs${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}" \
-	dpkg-buildpackage -us -uc -b) >"$pkgdir/build.log" 2>&1 && [ -f "$deb" ]; then
+# shellcheck disable=SC2317 # run by rr_run_logged
+build_package() {
+	cd "$src" && DEB_BUILD_OPTIONS="nocheck noddebs${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}" \
+		dpkg-buildpackage -us -uc -b
+}
+# (a progress line every 8 s while it builds)
+if rr_run_logged "$pkgdir/build.log" build_package && [ -f "$deb" ]; then
 	for v in $versions; do
 		if [ -f "$(deb_of "$v")" ]; then ok "dpkg-buildpackage built $(deb_of "$v")"; else bad "no $(deb_of "$v")"; fi
 	done

@@ -2,13 +2,12 @@
 # test/readme_enforcement.sh - the README's enforcement examples run as
 # written and give the outcomes their comments promise.
 #
-# The SQL blocks of "Getting started" (the purchases table), "Check
-# constraints" and "Triggers" are taken from README.md and run in that order
-# in a fresh database, after one purchase (42, benefits activated) is
-# added. Checked: the refund of membership 1 is accepted, its activation and
-# the backdated refund of membership 2 are refused with the reasons shown,
-# the triggers are created (also with requester=session), and
-# refund_request_status() answers for purchase 42 as shown. Needs
+# The SQL blocks of "Getting started" (the purchases table) and "Triggers"
+# are taken from README.md and run in that order in a fresh database, after
+# one purchase (42, benefits activated) is added. Checked: every statement
+# runs, the triggers are created (also with requester=session), and
+# refund_request_status() answers for purchase 42 as shown. (The Check
+# constraints block is test/readme_sql.sh's.) Needs
 # PGHOST/PGPORT/PGUSER of a cluster with the extension installed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -45,7 +44,6 @@ psqlx -d postgres -c "CREATE DATABASE $DB" || exit 1
 	echo 'SET client_min_messages = warning;'
 	sql_blocks 'Getting started' | sed -n '1,/^);$/p'
 	echo "INSERT INTO purchases VALUES (42, 'contoso', 'gold', now() - interval '10 days', true, false, false, true);"
-	sql_blocks 'Check constraints'
 	sql_blocks 'Triggers'
 } >"$WORK/readme.sql"
 grep -c . "$WORK/readme.sql" | sed 's/^/  lines of README SQL run: /'
@@ -53,17 +51,8 @@ out=$(psqlx -d "$DB" -v VERBOSITY=default -f "$WORK/readme.sql" 2>&1)
 printf '%s\n' "$out" >"$WORK/out.txt"
 
 errors=$(grep -c '^psql:.*ERROR:' "$WORK/out.txt")
-if [ "$errors" -eq 2 ]; then ok "exactly the two refusals the comments promise (no other error)"; else
-	bad "$errors errors, expected 2:"; grep -A2 'ERROR:' "$WORK/out.txt" | sed 's/^/        /'; fi
-if grep -q 'ERROR:  refund is not allowed' "$WORK/out.txt" &&
-	grep -q 'DETAIL:  Reasons: benefits_activated\.' "$WORK/out.txt"; then
-	ok "activating a refunded membership: 23514 benefits_activated"
-else bad "activating a refunded membership was not refused with benefits_activated"; fi
-if grep -q 'DETAIL:  Reasons: backdated_request, refund_window_expired\.' "$WORK/out.txt"; then
-	ok "a backdated refunded_at: 23514 backdated_request"
-else bad "a backdated refunded_at was not refused with backdated_request"; fi
-refunded=$(psqlx -d "$DB" -At -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM memberships WHERE refunded_at IS NOT NULL")
-if [ "$refunded" = 1 ]; then ok "membership 1 refunded, membership 2 not"; else bad "refunded memberships: '$refunded'"; fi
+if [ "$errors" -eq 0 ]; then ok "every statement runs (no error)"; else
+	bad "$errors errors:"; grep -A2 'ERROR:' "$WORK/out.txt" | sed 's/^/        /'; fi
 trig=$(psqlx -d "$DB" -At -c "SELECT string_agg(pg_get_triggerdef(oid), '; ' ORDER BY tgname)
 	FROM pg_trigger WHERE NOT tgisinternal" 2>&1)
 case $trig in
