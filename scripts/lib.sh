@@ -70,7 +70,10 @@ RR_DEPS=(
 )
 # Names of the clusters started by this shell, for rr_stop_all.
 RR_CLUSTERS=${RR_CLUSTERS:-}
-export RR_PG_MAJOR RR_PGBIN RR_PG_CONFIG RR_TMP
+# Debian's Python, the one python3-psycopg2 installs into (a python3 of
+# pyenv or a virtualenv earlier on PATH has not got it).
+RR_PYTHON=/usr/bin/python3
+export RR_PYTHON RR_PG_MAJOR RR_PGBIN RR_PG_CONFIG RR_TMP
 
 rr_log() { printf '%s\n' "$*" >&2; }
 

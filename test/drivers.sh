@@ -79,7 +79,7 @@ CREATE TRIGGER enforce_refund_policy BEFORE INSERT OR UPDATE ON refund_requests
     FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'id');
 SQL
 
-PGDATABASE=$DB python3 - "$snippet" <<'PY'
+PGDATABASE=$DB "$RR_PYTHON" - "$snippet" <<'PY'
 import importlib.util
 import sys
 

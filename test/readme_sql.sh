@@ -37,7 +37,7 @@ fi
 PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres \
 	-c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" || exit 1
 
-PGDATABASE=$DB python3 - README.md <<'PY'
+PGDATABASE=$DB "$RR_PYTHON" - README.md <<'PY'
 import re
 import sys
 
