@@ -30,6 +30,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
@@ -2201,6 +2202,53 @@ record_binding(Oid tgoid, Oid relid)
 }
 
 /*
+ * Whether table relid is a Citus shard of table logical.  On a Citus
+ * worker the trigger fires on a shard of the request table, whose foreign
+ * key references the co-located shard of the purchases table, while the
+ * name in the trigger's argument is the distributed table.  Citus names a
+ * shard <table>_<shardid> in the table's schema and lists it in
+ * pg_catalog.pg_dist_shard; both must hold.
+ */
+static bool
+is_citus_shard_of(Oid relid, Oid logical)
+{
+	const char *name = get_rel_name(relid);
+	const char *logical_name = get_rel_name(logical);
+	Oid			argtypes[2] = {OIDOID, INT8OID};
+	Datum		values[2];
+	char	   *end;
+	int64		shardid;
+	size_t		len;
+	bool		found;
+
+	if (name == NULL || logical_name == NULL ||
+		get_rel_namespace(relid) != get_rel_namespace(logical) ||
+		!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
+		return false;
+	len = strlen(logical_name);
+	if (strncmp(name, logical_name, len) != 0 || name[len] != '_' ||
+		!isdigit((unsigned char) name[len + 1]))
+		return false;
+	errno = 0;
+	shardid = strtoi64(name + len + 1, &end, 10);
+	if (*end != '\0' || errno != 0)
+		return false;
+
+	values[0] = ObjectIdGetDatum(logical);
+	values[1] = Int64GetDatum(shardid);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_shard"
+							  " WHERE logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+							  " AND shardid OPERATOR(pg_catalog.=) $2",
+							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI lookup of pg_dist_shard failed");
+	found = (SPI_processed > 0);
+	SPI_finish();
+	return found;
+}
+
+/*
  * Bind a trigger to the table its argument names, by identity: the table
  * fk_bound (what a foreign key references) when valid, or else the table the
  * trigger was first used with, recorded now if this is the first use.  The
@@ -2229,26 +2277,38 @@ bind_table(const Trigger *tg, Relation rel, Oid named, const char *name, const c
 
 /*
  * Bind the purchases table: the one the reference's foreign key references,
- * with the key it references, or else the one of the first use.
+ * with the key it references, or else the one of the first use.  Returns
+ * the table to read: the named one, or on a Citus worker the shard of it
+ * that the foreign key references (locked too), as PostgreSQL's own check
+ * of that foreign key reads it.
  */
-static void
+static Oid
 bind_purchases(const Trigger *tg, Relation rel, Oid named, const char *name,
 			   RequestTriggerState *ts)
 {
 	ForeignKeyCacheInfo *fk = reference_foreign_key(rel, ts->nkeys, ts->keys);
+	Oid			target = named;
 	int			i,
 				j;
 
-	bind_table(tg, rel, named, name, "purchases table", fk ? fk->confrelid : InvalidOid);
+	if (fk && fk->confrelid != named && is_citus_shard_of(fk->confrelid, named))
+	{
+		target = fk->confrelid;
+		LockRelationOid(target, RowShareLock);
+	}
+	bind_table(tg, rel, target, name, "purchases table", fk ? fk->confrelid : InvalidOid);
 	for (i = 0; fk && i < ts->nkeys; i++)
 		for (j = 0; j < fk->nkeys; j++)
-			if (fk->conkey[j] == ts->keys[i].given && fk->confkey[j] != ts->keys[i].looked_up)
+			if (fk->conkey[j] == ts->keys[i].given &&
+				strcmp(get_attname(target, fk->confkey[j], false),
+					   get_attname(named, ts->keys[i].looked_up, false)) != 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						 errmsg("trigger \"%s\" looks purchases up by column \"%s\", but the foreign key references column \"%s\"",
 								tg->tgname, get_attname(named, ts->keys[i].looked_up, false),
-								get_attname(named, fk->confkey[j], false)),
+								get_attname(target, fk->confkey[j], false)),
 						 errhint("Pass the referenced columns as the key columns of enforce_refund_policy().")));
+	return target;
 }
 
 /* Parse the options (arguments with "=") of enforce_refund_policy(). */
@@ -2326,6 +2386,7 @@ request_trigger_setup(FunctionCallInfo fcinfo, TriggerData *td, RequestTriggerSt
 	int			nargs_fixed;
 	char	   *named;
 	Oid			purchases;
+	Oid			target;
 	const char *names[INDEX_MAX_KEYS];
 	StringInfoData query;
 	StringInfoData keylist;
@@ -2377,7 +2438,21 @@ request_trigger_setup(FunctionCallInfo fcinfo, TriggerData *td, RequestTriggerSt
 						   "key column", ts->keys,
 						   psprintf("refund request table \"%s\", purchases table \"%s\"",
 									RelationGetRelationName(rel), ts->purchases_name));
-	bind_purchases(tg, rel, purchases, named, ts);
+	target = bind_purchases(tg, rel, purchases, named, ts);
+	if (target != purchases)
+	{
+		/* a Citus shard: its own columns, its own owner; messages keep the name */
+		purchases = ts->purchases = ts->kept.locked = target;
+		ts->nkeys = setup_keys(tg, rel, refcols, "reference column", purchases, keycols,
+							   "key column", ts->keys,
+							   psprintf("refund request table \"%s\", purchases table \"%s\"",
+										RelationGetRelationName(rel), ts->purchases_name));
+		if (pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK ||
+			pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_REFERENCES) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s", get_rel_name(purchases))));
+	}
 	request_trigger_options(tg, nargs_fixed, ts);
 
 	request_column(ts, rel, REQ_REQUESTED_AT, true, is_timestamptz_type,
