@@ -60,7 +60,9 @@ rr_matrix_one() {
 	check "copy the repository into the chroot" test -f "$dir/work/refund_rules/scripts/test.sh"
 
 	echo "  bash scripts/test.sh $major in the chroot (log: $log)"
-	rr_as_root timeout "$RR_MATRIX_TIMEOUT" bash scripts/chroot.sh run "$dir" \
+	# --foreground: a signal to this run's process group reaches the run in
+	# the chroot too; whatever a timeout leaves, the removal ends.
+	rr_as_root timeout --foreground "$RR_MATRIX_TIMEOUT" bash scripts/chroot.sh run "$dir" \
 		env CI="${CI:-}" RR_RESULT_FILE=/work/result RR_LABEL="$label" \
 		bash /work/refund_rules/scripts/test.sh "$major" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
