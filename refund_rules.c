@@ -2387,7 +2387,7 @@ request_trigger_setup(FunctionCallInfo fcinfo, TriggerData *td, RequestTriggerSt
 	char	   *named;
 	Oid			purchases;
 	Oid			target;
-	const char *names[INDEX_MAX_KEYS];
+	const char *names[INDEX_MAX_KEYS] = {0};
 	StringInfoData query;
 	StringInfoData keylist;
 	int			f,
@@ -2933,7 +2933,7 @@ protect_trigger_setup(TriggerData *td, ProtectTriggerState *ts)
 	MemoryContext old;
 	List	   *keycols;
 	List	   *refcols;
-	const char *names[INDEX_MAX_KEYS];
+	const char *names[INDEX_MAX_KEYS] = {0};
 	int			f,
 				i;
 

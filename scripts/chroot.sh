@@ -14,7 +14,7 @@
 #   rr_chroot_remove DIR         end what still runs inside, unmount, remove
 #
 # A chroot is set up so that installing postgresql creates no cluster
-# (create_main_cluster = false in postgresql-common's createcluster.conf,
+# (create_main_cluster = false in postgresql-common's createcluster.d,
 # written before anything is installed) and starts no service
 # (policy-rc.d). Only the "sid" chroot accepts a Release file past its
 # Valid-Until date (unstable's can be, on a machine whose mirror lags).
@@ -62,9 +62,11 @@ rr_chroot_create() {
 	cp /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null
 	printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
 	chmod 755 "$dir/usr/sbin/policy-rc.d"
-	mkdir -p "$dir/etc/postgresql-common"
+	# In createcluster.d, which the package's own createcluster.conf includes:
+	# that file stays as Debian ships it (conf.d for every cluster, ...).
+	mkdir -p "$dir/etc/postgresql-common/createcluster.d"
 	printf '# refund_rules chroot: no cluster on install\ncreate_main_cluster = false\n' \
-		>"$dir/etc/postgresql-common/createcluster.conf"
+		>"$dir/etc/postgresql-common/createcluster.d/refund-rules.conf"
 	printf 'APT::Install-Recommends "false";\n' >"$dir/etc/apt/apt.conf.d/90refund-rules"
 	if [ "$suite" = sid ] || [ "$suite" = unstable ]; then
 		printf 'Acquire::Check-Valid-Until "false";\n' >"$dir/etc/apt/apt.conf.d/91refund-rules-valid-until"
