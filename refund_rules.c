@@ -1227,29 +1227,25 @@ key_text(int nkeys, const Datum *values, const Oid *types)
 }
 
 /*
- * The reasons of a refund written with a moment.  It is judged at the
- * database's clock when the row is written, or at the moment written if
- * that is later.  A moment this statement writes must lie between the start
- * of the transaction (what DEFAULT now() writes) and the clock, give or
- * take lag (backdated_request or postdated_request otherwise), and in the
- * window itself, so the CHECK that judges it later agrees.
+ * The reasons of a refund recorded with a moment.  It is judged at the
+ * database's clock when the row is written, and the moment recorded must
+ * lie in the window too (so a CHECK that judges it later agrees).  A moment
+ * this statement writes must lie between the start of the transaction
+ * (what DEFAULT now() writes) and the clock, give or take lag:
+ * backdated_request or postdated_request otherwise.
  */
 static uint32
 written_refund_reasons(const Purchase *p, TimestampTz written, bool written_now, int64 lag,
 					   RefundKind kind)
 {
 	TimestampTz clock = GetCurrentTimestamp();
-	bool		backdated = written_now && written < GetCurrentTransactionStartTimestamp() - lag;
-	bool		postdated = written_now && written > clock + lag;
-	uint32		reasons = refund_reasons(p, postdated ? clock : Max(written, clock), true, kind);
+	uint32		reasons = refund_reasons(p, clock, true, kind);
 
-	if (backdated)
+	if (written_now && written < GetCurrentTransactionStartTimestamp() - lag)
 		return reasons | REASON_BIT(REASON_BACKDATED_REQUEST);
-	if (postdated)
+	if (written_now && written > clock + lag)
 		return reasons | REASON_BIT(REASON_POSTDATED_REQUEST);
-	if (written_now)
-		reasons |= window_reasons(p, written, true, kind);
-	return reasons;
+	return reasons | window_reasons(p, written, true, kind);
 }
 
 /* What a refusal says; see report_refused. */

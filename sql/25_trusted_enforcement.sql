@@ -207,6 +207,25 @@ SET ROLE regress_t25_reader;
 SELECT * FROM attempt($$INSERT INTO t25.orm_requests VALUES (10, now() - interval '3 seconds', 'account_admin')$$);
 RESET ROLE;
 SELECT count(*) AS orm_requests FROM t25.orm_requests;
+-- Within max_lag a moment after the clock is accepted, but the purchase
+-- is still judged at the clock: a purchase not yet made is not refunded by
+-- writing a moment after it.
+INSERT INTO t25.purchases VALUES
+  (13, 'contoso', 'gold', now() + interval '10 minutes', false, false, false, true);
+CREATE TABLE t25.lagged_requests (LIKE t25.orm_requests);
+CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON t25.lagged_requests FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'max_lag=1 hour');
+GRANT INSERT, UPDATE, SELECT ON t25.lagged_requests TO regress_t25_reader;
+SET ROLE regress_t25_reader;
+SELECT * FROM attempt($$INSERT INTO t25.lagged_requests VALUES (13, now() + interval '50 minutes', 'account_admin')$$);
+SELECT * FROM attempt($$INSERT INTO t25.lagged_requests VALUES (2, now() + interval '50 minutes', 'account_admin')$$);
+RESET ROLE;
+-- The moment recorded must lie in the window of the purchase the request
+-- names: moving a request to a purchase made after it is refused.
+INSERT INTO t25.lagged_requests VALUES (7, now(), 'account_admin');
+INSERT INTO t25.purchases VALUES
+  (14, 'contoso', 'gold', clock_timestamp(), false, false, false, true);
+SELECT * FROM attempt($$UPDATE t25.lagged_requests SET purchase_id = 14 WHERE purchase_id = 7$$);
 -- The lag is bounded: from 0 to one hour, in hours, minutes or seconds.
 CREATE TABLE t25.lag_requests (LIKE t25.orm_requests);
 CREATE TRIGGER enforce BEFORE INSERT ON t25.lag_requests FOR EACH ROW
@@ -593,6 +612,7 @@ CREATE TRIGGER refund_moment BEFORE INSERT OR UPDATE ON t25.tax_memberships FOR 
 SELECT * FROM attempt($$INSERT INTO t25.tax_memberships VALUES (1, now() - interval '200 days', true, now() - interval '2 seconds')$$);
 SELECT * FROM attempt($$INSERT INTO t25.tax_memberships VALUES (2, now() - interval '200 days', false, now())$$);
 SELECT * FROM attempt($$INSERT INTO t25.tax_memberships VALUES (3, now() - interval '200 days', true, now() - interval '10 seconds')$$);
+SELECT * FROM attempt($$INSERT INTO t25.tax_memberships VALUES (4, now() + interval '2 seconds', true, now() + interval '3 seconds')$$);
 CREATE TABLE t25.local_memberships (id integer, offer text, purchased_at timestamptz, benefits_activated boolean,
     product_keys_viewed boolean, upgraded_with_gold_discount boolean, refunded_at timestamp);
 CREATE TRIGGER refund_moment BEFORE INSERT ON t25.local_memberships FOR EACH ROW
