@@ -178,7 +178,7 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'enforce_refund_policy'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.enforce_refund_policy() IS
-  'BEFORE INSERT OR UPDATE row trigger for refund requests. Arguments: purchases table, referencing column(s), key column(s) (default id), then options requester=column|session, mpn_partner_admin_role=ROLE, account_admin_role=ROLE, max_lag=INTERVAL. Judges a request at the database's clock when the row is written; refuses a requested_at before the transaction start or after the clock (backdated_request, postdated_request; give or take max_lag); raises 23514 for a refund the policy forbids';
+  'BEFORE INSERT OR UPDATE row trigger for refund requests. Arguments: purchases table, referencing column(s), key column(s) (default id), then options requester=column|session, mpn_partner_admin_role=ROLE, account_admin_role=ROLE, max_lag=INTERVAL. Judges a request at the database''s clock when the row is written; refuses a requested_at before the transaction start or after the clock (backdated_request, postdated_request; give or take max_lag); raises 23514 for a refund the policy forbids';
 
 CREATE FUNCTION @extschema@.refund_request_status(request anyelement,
     OUT allowed pg_catalog.bool, OUT reasons pg_catalog.text[], OUT deadline pg_catalog.timestamptz)
@@ -200,4 +200,4 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'enforce_refund_moment'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.enforce_refund_moment() IS
-  'BEFORE INSERT OR UPDATE row trigger for a purchases table checked with check_refund. Arguments: the moment column (default refunded_at), then options kind=purchase|tax, max_lag=INTERVAL. A moment the statement writes is judged at the database's clock; one before the transaction start or after the clock is refused (backdated_request, postdated_request, 23514), and a recorded refund cannot be withdrawn';
+  'BEFORE INSERT OR UPDATE row trigger for a purchases table checked with check_refund. Arguments: the moment column (default refunded_at), then options kind=purchase|tax, max_lag=INTERVAL. A moment the statement writes is judged at the database''s clock; one before the transaction start or after the clock is refused (backdated_request, postdated_request, 23514), and a recorded refund cannot be withdrawn';
