@@ -1,7 +1,9 @@
 # Makefile for refund_rules (PGXS)
 
 EXTENSION = refund_rules
-MODULES = refund_rules
+MODULE_big = refund_rules
+OBJS = refund_rules.o catalog.o purchase.o query.o support.o report.o trigger.o \
+	request.o protect.o
 DATA = $(sort $(wildcard refund_rules--*.sql))
 PGFILEDESC = "refund_rules - refund eligibility for MPN benefit purchases"
 

@@ -1,0 +1,296 @@
+/*-------------------------------------------------------------------------
+ *
+ * report.c
+ *		Refusals of a refund (check_violation, what they may show) and the
+ *		check-constraint helper check_refund().
+ *
+ * Fails closed: only a refund that is provably allowed passes.  Nothing
+ * the client writes decides on its own: a request is judged at the
+ * database's clock, the requester can be the session's role, the
+ * purchases table is the one the request table references, and the
+ * purchase is read and locked by name, after its table is locked, so no
+ * layout worked out earlier is applied to its row.  Like a foreign key's
+ * errors, a refusal shows the purchase's state only to who may read it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_namespace.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/datetime.h"
+#include "utils/lsyscache.h"
+#include "utils/rls.h"
+
+#include "refund_rules.h"
+
+/* A key value is shown up to this many bytes in a message. */
+#define KEY_CLIP		64
+
+
+/* Reasons about the request itself, never about the purchase's state. */
+#define REQUEST_REASONS \
+	(REASON_BIT(REASON_MISSING_KIND) | REASON_BIT(REASON_BACKDATED_REQUEST) | \
+	 REASON_BIT(REASON_POSTDATED_REQUEST) | REASON_BIT(REASON_MISSING_REQUESTED_AT) | \
+	 REASON_BIT(REASON_REQUESTER_NOT_AUTHORIZED) | \
+	 REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE))
+
+
+/* Stands in DETAIL for the purchase's own reasons when they are not shown. */
+#define HIDDEN_REASONS_CODE "purchase_not_eligible"
+
+
+/* A timestamp in UTC, ISO style, whatever the session's settings. */
+static char *
+format_utc(TimestampTz t)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		buf[MAXDATELEN + 1];
+
+	if (TIMESTAMP_IS_NOBEGIN(t))
+		return pstrdup(EARLY);
+	if (TIMESTAMP_IS_NOEND(t))
+		return pstrdup(LATE);
+	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		elog(ERROR, "timestamp out of range");
+	tm.tm_isdst = 0;			/* UTC: print the zone as +00 */
+	EncodeDateTime(&tm, fsec, true, 0, NULL, USE_ISO_DATES, buf);
+	return pstrdup(buf);
+}
+
+
+/* A span of microseconds in seconds, whatever the session's IntervalStyle. */
+char *
+rr_format_lag(int64 usecs)
+{
+	if (usecs % USECS_PER_SEC == 0)
+		return psprintf(INT64_FORMAT " seconds", usecs / USECS_PER_SEC);
+	return psprintf("%.6f seconds", (double) usecs / USECS_PER_SEC);
+}
+
+
+/* Key values as text, each clipped, for messages. */
+char *
+rr_key_text(int nkeys, const Datum *values, const Oid *types)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < nkeys; i++)
+	{
+		Oid			output;
+		bool		isvarlena;
+		char	   *s;
+		int			len;
+		int			clip;
+
+		getTypeOutputInfo(types[i], &output, &isvarlena);
+		s = OidOutputFunctionCall(output, values[i]);
+		len = strlen(s);
+		clip = pg_mbcliplen(s, len, KEY_CLIP);
+		appendStringInfo(&buf, "%s%.*s%s", i ? ", " : "", clip, s, clip < len ? "..." : "");
+	}
+	return buf.data;
+}
+
+
+/*
+ * The reasons of a refund recorded with a moment.  It is judged at the
+ * database's clock when the row is written, and the moment recorded must
+ * lie in the window too (so a CHECK that judges it later agrees).  A moment
+ * this statement writes must lie between the start of the transaction
+ * (what DEFAULT now() writes) and the clock, give or take lag:
+ * backdated_request or postdated_request otherwise.
+ */
+uint32
+rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_now, int64 lag,
+					   RefundKind kind)
+{
+	TimestampTz clock = GetCurrentTimestamp();
+	uint32		reasons = rr_refund_reasons(p, clock, true, kind);
+
+	if (written_now && written < GetCurrentTransactionStartTimestamp() - lag)
+		return reasons | REASON_BIT(REASON_BACKDATED_REQUEST);
+	if (written_now && written > clock + lag)
+		return reasons | REASON_BIT(REASON_POSTDATED_REQUEST);
+	return reasons | rr_window_reasons(p, written, true, kind);
+}
+
+
+/*
+ * Raise check_violation for a refused refund: the reason codes in DETAIL
+ * (always after "Reasons: "), in HINT what to do about the moment and the
+ * window that applied.  The purchase's own reasons and window are shown
+ * only when the user may read them; else one code stands for them.
+ */
+/*
+ * The reason codes a refusal shows, in order: the purchase's own reasons,
+ * when the user may not read them, as one code where the first of them
+ * stands.  Returns how many.
+ */
+int
+rr_refusal_codes(const Refusal *f, const char **codes)
+{
+	uint32		hidden = f->purchase_shown ? 0 : (f->reasons & ~REQUEST_REASONS);
+	bool		hidden_listed = false;
+	int			n = 0;
+	int			r;
+
+	for (r = 0; r < NUM_REASONS; r++)
+	{
+		if (!(f->reasons & REASON_BIT(r)))
+			continue;
+		if (hidden & REASON_BIT(r))
+		{
+			if (!hidden_listed)
+				codes[n++] = HIDDEN_REASONS_CODE;
+			hidden_listed = true;
+		}
+		else
+			codes[n++] = rr_reason_codes[r];
+	}
+	return n;
+}
+
+
+/* The deadline a refusal may show (the user may read the purchase), or false. */
+bool
+rr_refusal_deadline(const Refusal *f, TimestampTz *deadline)
+{
+	if (!f->purchase_shown || f->p == NULL || !f->kind_known || f->p->isnull[FIELD_PURCHASED_AT])
+		return false;
+	*deadline = (f->kind == KIND_TAX) ? rr_tax_refund_deadline_of(f->p->purchased_at)
+		: rr_refund_deadline_of(f->p->purchased_at);
+	return true;
+}
+
+
+void
+rr_report_refused(const Refusal *f)
+{
+	StringInfoData list;
+	StringInfoData hint;
+	bool		tax = f->kind_known && f->kind == KIND_TAX;
+	bool		hidden = !f->purchase_shown && (f->reasons & ~REQUEST_REASONS);
+	const char *codes[NUM_REASONS];
+	int			n = rr_refusal_codes(f, codes);
+	TimestampTz deadline;
+	int			i;
+
+	initStringInfo(&list);
+	for (i = 0; i < n; i++)
+		appendStringInfo(&list, "%s%s", i ? ", " : "", codes[i]);
+
+	initStringInfo(&hint);
+	if (f->reasons & (REASON_BIT(REASON_BACKDATED_REQUEST) | REASON_BIT(REASON_POSTDATED_REQUEST)))
+	{
+		if (f->lag > 0)
+			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment written must lie between the start of the transaction and the moment the row is written, give or take %s.",
+							 f->moment_column, rr_format_lag(f->lag));
+		else
+			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment written must lie between the start of the transaction and the moment the row is written.",
+							 f->moment_column);
+	}
+	if (hidden)
+		appendStringInfo(&hint, "%sThe purchase's own reasons are shown only to roles that may read purchases table \"%s\".",
+						 hint.len ? " " : "", f->purchases_name);
+	else if (rr_refusal_deadline(f, &deadline))
+		appendStringInfo(&hint, "%s%s of this purchase are allowed from %s until %s.",
+						 hint.len ? " " : "", tax ? "Tax refunds" : "Refunds",
+						 format_utc(f->p->purchased_at), format_utc(deadline));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 f->purchase_key
+			 ? (tax ? errmsg("tax refund of purchase \"%s\" is not allowed", f->purchase_key)
+				: errmsg("refund of purchase \"%s\" is not allowed", f->purchase_key))
+			 : (tax ? errmsg("tax refund is not allowed")
+				: errmsg("refund is not allowed")),
+			 errdetail("Reasons: %s.", list.data),
+			 hint.len ? errhint("%s", hint.data) : 0,
+			 f->schema_name ? err_generic_string(PG_DIAG_SCHEMA_NAME, f->schema_name) : 0,
+			 f->table_name ? err_generic_string(PG_DIAG_TABLE_NAME, f->table_name) : 0));
+}
+
+
+/* Whether the user may read these columns of a table, as a foreign key's error asks. */
+bool
+rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
+{
+	Oid			user = GetUserId();
+	int			i;
+
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
+		return true;
+	for (i = 0; i < ncols; i++)
+		if (attnums[i] != InvalidAttrNumber &&
+			pg_attribute_aclcheck(relid, attnums[i], user, ACL_SELECT) != ACLCHECK_OK)
+			return false;
+	return true;
+}
+
+
+/* The table whose row type is rowtype, or InvalidOid. */
+static Oid
+row_table(Oid rowtype)
+{
+	Oid			relid = OidIsValid(rowtype) ? get_typ_typrelid(getBaseType(rowtype)) : InvalidOid;
+	char		relkind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
+
+	return (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) ? relid : InvalidOid;
+}
+
+
+/*
+ * check_refund(purchase record, requested_at timestamptz, kind refund_kind)
+ * returns boolean: true when the refund is provably allowed; otherwise it
+ * raises check_violation, naming the table when the row is a table's (its
+ * purchase's reasons then shown only to who may read them, as the
+ * trigger's).  NULL anywhere raises too.  Reads stored values only: the moment written
+ * is guarded by enforce_refund_moment().
+ */
+PG_FUNCTION_INFO_V1(check_refund);
+Datum
+check_refund(PG_FUNCTION_ARGS)
+{
+	CallCache  *cache = rr_get_call_cache(fcinfo);
+	bool		kind_known = !PG_ARGISNULL(2);
+	RefundKind	kind = kind_known ? rr_kind_from_enum(&cache->ext, PG_GETARG_OID(2)) : KIND_PURCHASE;
+	bool		as_of_known = !PG_ARGISNULL(1);
+	Purchase	p;
+	Refusal		f;
+	Oid			relid;
+
+	rr_read_purchase(fcinfo, cache, 0, rr_fields_for_kind(kind), &p);
+	memset(&f, 0, sizeof(f));
+	if (!kind_known)
+		f.reasons = REASON_BIT(REASON_MISSING_KIND);
+	else
+		f.reasons = rr_refund_reasons(&p, as_of_known ? PG_GETARG_TIMESTAMPTZ(1) : 0,
+								   as_of_known, kind);
+	if (f.reasons)
+	{
+		f.kind_known = kind_known;
+		f.kind = kind;
+		f.p = &p;
+		f.purchase_shown = true;
+		relid = row_table(PG_ARGISNULL(0) ? get_fn_expr_argtype(fcinfo->flinfo, 0)
+						  : HeapTupleHeaderGetTypeId(PG_GETARG_HEAPTUPLEHEADER(0)));
+		if (OidIsValid(relid))
+		{
+			/* a table's row: named in the error, shown to who may read it */
+			f.schema_name = get_namespace_name(get_rel_namespace(relid));
+			f.table_name = get_rel_name(relid);
+			f.purchases_name = psprintf("%s.%s", f.schema_name, f.table_name);
+			f.purchase_shown = rr_columns_readable(relid, NUM_FIELDS, cache->reader.attnum);
+		}
+		rr_report_refused(&f);
+	}
+	PG_RETURN_BOOL(true);
+}
+
