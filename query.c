@@ -269,3 +269,36 @@ refund_status_columns(PG_FUNCTION_ARGS)
 	return status_common(fcinfo, FIELDS_ALL);
 }
 
+
+/*
+ * The column forms under the C names that version 1.0's install script
+ * gives them.  A released script is never edited, so the library keeps
+ * them for databases created with 1.0 until ALTER EXTENSION ... UPDATE.
+ */
+PG_FUNCTION_INFO_V1(_refund_eligible);
+Datum
+_refund_eligible(PG_FUNCTION_ARGS)
+{
+	return eligible_common(fcinfo, FIELDS_REFUND, KIND_PURCHASE);
+}
+
+PG_FUNCTION_INFO_V1(_tax_refund_eligible);
+Datum
+_tax_refund_eligible(PG_FUNCTION_ARGS)
+{
+	return eligible_common(fcinfo, FIELDS_TAX, KIND_TAX);
+}
+
+PG_FUNCTION_INFO_V1(_refund_ineligibility_reasons);
+Datum
+_refund_ineligibility_reasons(PG_FUNCTION_ARGS)
+{
+	return reasons_common(fcinfo, FIELDS_ALL);
+}
+
+PG_FUNCTION_INFO_V1(_refund_status);
+Datum
+_refund_status(PG_FUNCTION_ARGS)
+{
+	return status_common(fcinfo, FIELDS_ALL);
+}
