@@ -5,283 +5,355 @@
  *		companion of the request trigger, and enforce_refund_moment(), the
  *		companion of a check_refund() constraint.
  *
+ * Both are AFTER INSERT OR UPDATE row triggers: they see the row as
+ * stored, generated columns and every BEFORE trigger included.
+ *
+ *		CREATE CONSTRAINT TRIGGER protect_refunded_purchase
+ *			AFTER INSERT OR UPDATE ON purchases FROM refund_requests
+ *			FOR EACH ROW EXECUTE FUNCTION
+ *			refund_rules.protect_refunded_purchase('refund_requests', 'purchase_id');
+ *
+ * The request table is the constraint trigger's FROM table, and the key
+ * the one its foreign key references, as PostgreSQL binds them.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "catalog/pg_namespace.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/varlena.h"
 
 #include "refund_rules.h"
 
-typedef struct ProtectTriggerState
+static const char *const mode_choices[] = {"enforce", "dry_run", NULL};
+
+/* The option of protect_refunded_purchase(). */
+static const RROption protect_option = {"mode", RR_OPTION_CHOICE, mode_choices};
+
+/* Whether a trigger argument names this table ([schema.]table). */
+static bool
+names_table(const char *arg, Oid relid)
 {
-	KeptState	kept;			/* first: the hash entry's header */
-	Oid			requests;		/* = kept.locked */
-	Oid			requests_owner;
-	int			nkeys;
-	KeyColumn	keys[INDEX_MAX_KEYS];	/* given: the purchase's key */
-	AttrNumber	field_attnum[NUM_FIELDS];	/* the purchase's policy columns */
-	char	   *query;
-} ProtectTriggerState;
+	List	   *names;
 
+	return SplitIdentifierString(pstrdup(arg), '.', &names) &&
+		list_length(names) >= 1 && list_length(names) <= 2 &&
+		strcmp((const char *) llast(names), get_rel_name(relid)) == 0 &&
+		(list_length(names) == 1 ||
+		 strcmp((const char *) linitial(names), get_namespace_name(get_rel_namespace(relid))) == 0);
+}
 
-static HTAB *protect_trigger_states = NULL;
-
-
+/* The purchases' policy columns, which an accepted refund freezes. */
 static void
-protect_trigger_setup(TriggerData *td, ProtectTriggerState *ts)
+policy_columns(const TriggerData *td, RRTriggerInfo *info)
 {
-	Trigger    *tg = td->tg_trigger;
-	Relation	rel = td->tg_relation;
-	uint64		generation;
-	MemoryContext old;
-	List	   *keycols;
-	List	   *refcols;
-	const char *names[INDEX_MAX_KEYS] = {0};
-	int			f,
-				i;
+	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
+	int			f;
 
-	if (tg->tgnargs < 2 || tg->tgnargs > 3)
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		Form_pg_attribute att = rr_table_column(tupdesc, rr_field_names[f]);
+
+		info->field_attnum[f] = att ? att->attnum : InvalidAttrNumber;
+		/* a virtual column stores nothing an AFTER trigger could compare */
+		if (att && RR_VIRTUAL_GENERATED(att))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" of purchases table \"%s\" is a virtual generated column",
+							rr_field_names[f], RelationGetRelationName(td->tg_relation)),
+					 errhint("Make it a STORED generated column, so that a change of it can be seen.")));
+	}
+}
+
+/*
+ * The arguments of a protect_refunded_purchase() trigger: the request table
+ * (its FROM table, locked), then options.  Returns how many arguments come
+ * before the options.
+ */
+static int
+protect_arguments(const Trigger *tg, Relation rel, RRTriggerInfo *info)
+{
+	int			nfixed = 0;
+	RROptionValue mode;
+
+	info->tgname = pstrdup(tg->tgname);
+	while (nfixed < tg->tgnargs && strchr(tg->tgargs[nfixed], '=') == NULL)
+		nfixed++;
+	memset(&mode, 0, sizeof(mode));
+	rr_parse_options(tg, nfixed, &protect_option, 1, &mode);
+	info->dry_run = (mode.given && mode.choice == 1);
+	if (nfixed < 2 || nfixed > 3)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg_plural("trigger \"%s\" passes %d argument to protect_refunded_purchase()",
 							   "trigger \"%s\" passes %d arguments to protect_refunded_purchase()",
-							   tg->tgnargs, tg->tgname, tg->tgnargs),
-				 errhint("Pass the refund request table, its column(s) that reference the purchase, and optionally the key column(s) of the purchases (default id).")));
-
-	old = MemoryContextSwitchTo(ts->kept.mcxt);
-	ts->kept.relid = RelationGetRelid(rel);
-	ts->requests = ts->kept.locked = rr_bound_named_table(tg, rel, 0, "refund request table");
-	generation = rr_trigger_generation;
-	ts->requests_owner = rr_relation_owner(ts->requests);
-
-	/* as for a foreign key: the purchases' owner may read the requests */
-	if (pg_class_aclcheck(ts->requests, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK)
+							   nfixed, tg->tgname, nfixed),
+				 errhint("Pass the refund request table, its column(s) that reference the purchase, optionally the key column(s) of the purchases, then options.")));
+	if (!OidIsValid(tg->tgconstrrelid))
 		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(ts->requests)),
-				 errdetail("The owner of purchases table \"%s\" needs SELECT on refund request table \"%s\".",
-						   RelationGetRelationName(rel), rr_qualified_name(ts->requests))));
-
-	refcols = rr_column_list(tg, 1, ts->requests, "the reference columns");
-	keycols = (tg->tgnargs == 3) ? rr_column_list(tg, 2, RelationGetRelid(rel), "the key columns")
-		: list_make1("id");
-	ts->nkeys = rr_setup_keys(tg, rel, keycols, "key column", ts->requests, refcols,
-						   "reference column", ts->keys,
-						   psprintf("purchases table \"%s\", refund request table \"%s\"",
-									RelationGetRelationName(rel), rr_qualified_name(ts->requests)));
-	for (f = 0; f < NUM_FIELDS; f++)
-	{
-		Form_pg_attribute att = rr_table_column(RelationGetDescr(rel), rr_field_names[f]);
-
-		ts->field_attnum[f] = att ? att->attnum : InvalidAttrNumber;
-	}
-	for (i = 0; i < ts->nkeys; i++)
-		names[i] = (const char *) list_nth(refcols, i);
-	ts->query = rr_typed_query(psprintf("SELECT 1 FROM %s%s t WHERE %s LIMIT 1",
-									 get_rel_relkind(ts->requests) == RELKIND_RELATION ? "ONLY " : "",
-									 quote_qualified_identifier(get_namespace_name(get_rel_namespace(ts->requests)),
-																get_rel_name(ts->requests)),
-									 rr_key_condition(ts->nkeys, ts->keys, names)),
-							ts->nkeys, ts->keys);
-	MemoryContextSwitchTo(old);
-	ts->kept.generation = generation;
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" has no FROM table", tg->tgname),
+				 errdetail("protect_refunded_purchase() reads the refund request table that a constraint trigger names in FROM."),
+				 errhint("Recreate it: CREATE CONSTRAINT TRIGGER %s AFTER INSERT OR UPDATE ON %s FROM %s FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase(...).",
+						 quote_identifier(tg->tgname), RelationGetRelationName(rel), tg->tgargs[0])));
+	LockRelationOid(tg->tgconstrrelid, AccessShareLock);
+	if (!names_table(tg->tgargs[0], tg->tgconstrrelid))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" names refund request table \"%s\", but its FROM table is \"%s\"",
+						tg->tgname, tg->tgargs[0], rr_qualified_name(tg->tgconstrrelid)),
+				 errhint("Recreate the trigger naming its FROM table.")));
+	return nfixed;
 }
 
+/* Work out what a protect_refunded_purchase() trigger reads (an RRBuildInfo). */
+static void
+build_protect_trigger(TriggerData *td, RRTriggerInfo *info)
+{
+	Trigger    *tg = td->tg_trigger;
+	Relation	rel = td->tg_relation;
+	AttrNumber	refcols[INDEX_MAX_KEYS];
+	int			nref;
+	StringInfoData query;
+	int			nfixed = protect_arguments(tg, rel, info);
+
+	nref = rr_column_list(tg, 1, tg->tgconstrrelid, "a reference column", refcols);
+	if (!rr_find_foreign_key(tg->tgconstrrelid, nref, refcols, RelationGetRelid(rel), &info->fk))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("refund request table \"%s\" has no foreign key on \"%s\" that references \"%s\"",
+						rr_qualified_name(tg->tgconstrrelid), tg->tgargs[1],
+						RelationGetRelationName(rel)),
+				 errhint("The requests of a purchase are found through that foreign key, as the request trigger finds their purchase.")));
+	if (nfixed == 3)
+	{
+		AttrNumber	keycols[INDEX_MAX_KEYS];
+		int			nkey = rr_column_list(tg, 2, RelationGetRelid(rel), "a key column", keycols);
+		int			i;
+
+		for (i = 0; i < info->fk.nkeys; i++)
+			if (nkey != nref || keycols[i] != info->fk.pk_attnums[i] || refcols[i] != info->fk.fk_attnums[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						 errmsg("trigger \"%s\" pairs columns \"%s\" with \"%s\", but foreign key \"%s\" does not",
+								tg->tgname, tg->tgargs[1], tg->tgargs[2], info->fk.name),
+						 errhint("Pass the foreign key's columns, in its order.")));
+	}
+	rr_foreign_key_columns(info);
+	info->lock_relid = info->lookup_relid = tg->tgconstrrelid;
+	info->lockmode = AccessShareLock;
+	info->lookup_owner = rr_relation_owner(tg->tgconstrrelid);
+	info->requests_name = rr_qualified_name(tg->tgconstrrelid);
+
+	/* as for a foreign key: the purchases' owner may read the requests */
+	if (pg_class_aclcheck(tg->tgconstrrelid, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(tg->tgconstrrelid)),
+				 errdetail("The owner of purchases table \"%s\" needs SELECT on refund request table \"%s\".",
+						   RelationGetRelationName(rel), info->requests_name)));
+	policy_columns(td, info);
+
+	initStringInfo(&query);
+	appendStringInfoString(&query, "SELECT 1");
+	rr_append_from(&query, tg->tgconstrrelid);
+	rr_key_condition(&query, info, false);
+	appendStringInfoString(&query, " LIMIT 1");
+	info->lookups[RR_LOOKUP_LOCKED].query = query.data;
+	info->lookups[RR_LOOKUP_LOCKED].nargs = info->fk.nkeys;
+	memcpy(info->lookups[RR_LOOKUP_LOCKED].argtypes, info->pk_types, sizeof(Oid) * info->fk.nkeys);
+}
+
+/* The first policy or key column an UPDATE changed, or NULL. */
+static const char *
+changed_column(const RRTriggerInfo *info, TupleDesc tupdesc, HeapTuple oldtup, HeapTuple newtup)
+{
+	int			f,
+				i;
+
+	for (f = 0; f < NUM_FIELDS; f++)
+		if (info->field_attnum[f] != InvalidAttrNumber &&
+			rr_column_changed(tupdesc, info->field_attnum[f], oldtup, newtup))
+			return rr_field_names[f];
+	for (i = 0; i < info->fk.nkeys; i++)
+		if (rr_column_changed(tupdesc, info->fk.pk_attnums[i], oldtup, newtup))
+			return NameStr(TupleDescAttr(tupdesc, info->fk.pk_attnums[i] - 1)->attname);
+	return NULL;
+}
 
 /*
- * protect_refunded_purchase() is a BEFORE UPDATE row trigger for the
- * purchases table, the companion of enforce_refund_policy().  Arguments:
- * the refund request table, its column(s) that reference the purchase, the
- * purchases' key column(s) (default id).  Once a refund request of a
- * purchase is accepted, the purchase's policy columns (benefits activated,
- * keys viewed, ...) and its key cannot change: it raises check_violation.
+ * protect_refunded_purchase() is an AFTER INSERT OR UPDATE row trigger for
+ * the purchases table, the companion of enforce_refund_policy(), made as a
+ * constraint trigger FROM the refund request table.  Arguments: the
+ * refund request table, its column(s) that reference the purchase, the
+ * purchases' key column(s) (default: the foreign key's).  Once a refund
+ * request of a purchase is accepted, the purchase's policy columns and
+ * its key cannot change, and a purchase deleted in the meantime cannot
+ * come back under its key: it raises check_violation.
  */
 PG_FUNCTION_INFO_V1(protect_refunded_purchase);
 Datum
 protect_refunded_purchase(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = rr_trigger_data(fcinfo, "protect_refunded_purchase()", false);
+	TriggerData *td = rr_check_trigger(fcinfo, "protect_refunded_purchase()");
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
-	HeapTuple	oldtup = td->tg_trigtuple;
-	HeapTuple	newtup = td->tg_newtuple;
-	ProtectTriggerState *ts;
-	bool		stale;
-	const char *changed = NULL;
-	Datum		given[INDEX_MAX_KEYS];
-	Oid			given_types[INDEX_MAX_KEYS];
-	Datum		params[INDEX_MAX_KEYS];
-	Oid			argtypes[INDEX_MAX_KEYS];
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	HeapTuple	row = td->tg_trigtuple;		/* the old row of an UPDATE */
+	RRTriggerInfo *info = rr_trigger_info(td, build_protect_trigger);
+	const char *changed;
+	Datum		key[INDEX_MAX_KEYS];
 	bool		requested;
-	int			f,
-				i;
 
-	ts = (ProtectTriggerState *) rr_kept_state(rr_kept_states(&protect_trigger_states,
-														"refund_rules purchase triggers",
-														sizeof(ProtectTriggerState)),
-											sizeof(ProtectTriggerState), td, &stale);
-	if (stale)
-		protect_trigger_setup(td, ts);
-
-	for (f = 0; f < NUM_FIELDS && !changed; f++)
-		if (ts->field_attnum[f] != InvalidAttrNumber &&
-			rr_column_changed(tupdesc, ts->field_attnum[f], oldtup, newtup))
-			changed = rr_field_names[f];
-	for (i = 0; i < ts->nkeys && !changed; i++)
-		if (rr_column_changed(tupdesc, ts->keys[i].given, oldtup, newtup))
-			changed = NameStr(TupleDescAttr(tupdesc, ts->keys[i].given - 1)->attname);
-	if (!changed || rr_read_key(ts->nkeys, ts->keys, oldtup, tupdesc, given, given_types, params) >= 0)
-		return PointerGetDatum(newtup);
+	changed = is_update ? changed_column(info, tupdesc, row, td->tg_newtuple) : NULL;
+	if ((is_update && !changed) || rr_read_key(info, true, row, tupdesc, key) >= 0)
+		return PointerGetDatum(NULL);
 
 	/* Requests committed since this transaction's snapshot count too. */
-	for (i = 0; i < ts->nkeys; i++)
-		argtypes[i] = ts->keys[i].param_type;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rr_run_lookup(rr_kept_plan(&ts->kept, ts->query, ts->nkeys, argtypes), params,
-			   ts->requests_owner, 1, true);
+	rr_run_lookup(info, RR_LOOKUP_LOCKED, key, 1, true);
 	requested = (SPI_processed > 0);
 	SPI_finish();
+	rr_recheck_state(info, "protect_refunded_purchase()");
 
 	if (requested)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("purchase \"%s\" has an accepted refund request",
-						rr_key_text(ts->nkeys, given, given_types)),
-				 errdetail("Column \"%s\" cannot change once a refund of the purchase is accepted.",
-						   changed),
-				 errhint("A refund request in table \"%s\" names this purchase.",
-						 rr_qualified_name(ts->requests)),
-				 errtable(td->tg_relation)));
-	return PointerGetDatum(newtup);
+	{
+		Refusal		f;
+
+		memset(&f, 0, sizeof(f));
+		f.relation = td->tg_relation;
+		f.constraint_name = info->tgname;
+		f.purchase_key = rr_key_text(info->fk.nkeys, key, info->pk_types);
+		f.frozen_column = changed;
+		f.requests_name = info->requests_name;
+		f.dry_run = info->dry_run;
+		rr_report_frozen(&f);
+	}
+	return PointerGetDatum(NULL);
 }
 
 
-/* What enforce_refund_moment() works out once per statement. */
-typedef struct MomentGuard
+/* ---- enforce_refund_moment() ---- */
+
+enum
 {
-	AttrNumber	attnum;			/* the moment's column */
-	const char *column;
-	RefundKind	kind;
-	int64		max_lag;
-	bool		purchase_shown;
-	ExtensionTypes ext;
-	PurchaseReader reader;		/* the table's own row */
-} MomentGuard;
+	MOPT_KIND,
+	MOPT_MAX_LAG,
+	MOPT_MODE,
+	NUM_MOMENT_OPTIONS
+};
 
+/* The refund kinds, in the order of RefundKind. */
+static const char *const kind_choices[] = {"purchase", "tax", NULL};
 
-#define MOMENT_OPTIONS "kind=purchase, kind=tax and max_lag=INTERVAL"
+static const RROption moment_options[NUM_MOMENT_OPTIONS] = {
+	{"kind", RR_OPTION_CHOICE, kind_choices},
+	{"max_lag", RR_OPTION_LAG, NULL},
+	{"mode", RR_OPTION_CHOICE, mode_choices},
+};
 
-
-static MomentGuard *
-moment_guard(FunctionCallInfo fcinfo, TriggerData *td)
+/* Work out what an enforce_refund_moment() trigger reads (an RRBuildInfo). */
+static void
+build_moment_trigger(TriggerData *td, RRTriggerInfo *info)
 {
-	MomentGuard *g = (MomentGuard *) fcinfo->flinfo->fn_extra;
 	Trigger    *tg = td->tg_trigger;
 	Relation	rel = td->tg_relation;
-	MemoryContext old;
+	RROptionValue v[NUM_MOMENT_OPTIONS];
 	Form_pg_attribute att;
 	int			first = 0;
-	int			i;
 
-	/* The table is locked by the statement: its layout holds until the end. */
-	if (g != NULL)
-		return g;
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	g = palloc0(sizeof(MomentGuard));
-	g->column = "refunded_at";
+	info->tgname = pstrdup(tg->tgname);
+	info->lock_relid = RelationGetRelid(rel);
+	info->lockmode = AccessShareLock;
+	info->moment_column = "refunded_at";
 	if (tg->tgnargs > 0 && strchr(tg->tgargs[0], '=') == NULL)
-		g->column = tg->tgargs[first++];
-	g->kind = KIND_PURCHASE;
-	for (i = first; i < tg->tgnargs; i++)
-	{
-		const char *v;
+		info->moment_column = pstrdup(tg->tgargs[first++]);
+	memset(v, 0, sizeof(v));
+	rr_parse_options(tg, first, moment_options, NUM_MOMENT_OPTIONS, v);
+	info->kind = v[MOPT_KIND].given ? (RefundKind) v[MOPT_KIND].choice : KIND_PURCHASE;
+	info->max_lag = v[MOPT_MAX_LAG].lag;
+	info->dry_run = (v[MOPT_MODE].given && v[MOPT_MODE].choice == 1);
 
-		if ((v = rr_option_value(tg->tgargs[i], "max_lag")) != NULL)
-			g->max_lag = rr_parse_lag(tg, v);
-		else if ((v = rr_option_value(tg->tgargs[i], "kind")) != NULL &&
-				 (strcmp(v, rr_kind_labels[KIND_PURCHASE]) == 0 || strcmp(v, rr_kind_labels[KIND_TAX]) == 0))
-			g->kind = (strcmp(v, rr_kind_labels[KIND_TAX]) == 0) ? KIND_TAX : KIND_PURCHASE;
-		else
-			rr_report_unknown_option(tg, tg->tgargs[i], MOMENT_OPTIONS);
-	}
-	att = rr_table_column(RelationGetDescr(rel), g->column);
+	att = rr_table_column(RelationGetDescr(rel), info->moment_column);
 	if (att == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), g->column),
+				 errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), info->moment_column),
 				 errhint("The first argument of enforce_refund_moment() names the column of the refund's moment (default refunded_at).")));
 	if (getBaseType(att->atttypid) != TIMESTAMPTZOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("column \"%s\" of table \"%s\" is of type %s",
-						g->column, RelationGetRelationName(rel), format_type_be(att->atttypid)),
-				 errdetail("Column \"%s\" must be of type timestamp with time zone.", g->column)));
-	g->attnum = att->attnum;
-	rr_lookup_extension_types(&g->ext, get_func_namespace(fcinfo->flinfo->fn_oid));
-	rr_reader_init_row(&g->reader, &g->ext, RelationGetDescr(rel), RelationGetForm(rel)->reltype, -1,
-					psprintf("table \"%s\"", RelationGetRelationName(rel)), fcinfo->flinfo->fn_mcxt);
-	rr_reader_require(&g->reader, rr_fields_for_kind(g->kind));
-	g->purchase_shown = rr_columns_readable(RelationGetRelid(rel), NUM_FIELDS, g->reader.attnum);
-	MemoryContextSwitchTo(old);
-	fcinfo->flinfo->fn_extra = g;
-	return g;
+						info->moment_column, RelationGetRelationName(rel), format_type_be(att->atttypid)),
+				 errdetail("Column \"%s\" must be of type timestamp with time zone.", info->moment_column)));
+	info->moment_attnum = att->attnum;
+	info->purchases_name = rr_qualified_name(RelationGetRelid(rel));
+	rr_reader_init_row(&info->reader, &info->ext, RelationGetDescr(rel), RelationGetForm(rel)->reltype, -1,
+					   psprintf("table \"%s\"", RelationGetRelationName(rel)), CurrentMemoryContext);
+	rr_reader_require(&info->reader, rr_fields_for_kind(info->kind));
 }
 
-
 /*
- * enforce_refund_moment() is a BEFORE INSERT OR UPDATE row trigger for a
+ * enforce_refund_moment() is an AFTER INSERT OR UPDATE row trigger for a
  * purchases table whose CHECK constraint calls check_refund() on a moment
  * column.  Arguments: the column (default refunded_at), then options
- * kind=purchase|tax and max_lag=INTERVAL.  A moment the statement writes
- * is judged at the later of it and the statement's start, and one earlier
- * than the transaction's start is refused (backdated_request).
+ * kind=purchase|tax, max_lag=INTERVAL and mode=enforce|dry_run.  A moment
+ * the statement writes must be the database's: the start of the
+ * transaction (what now() gives), give or take max_lag; the refund is
+ * judged at the database's clock too.  A recorded refund cannot be
+ * withdrawn.
  */
 PG_FUNCTION_INFO_V1(enforce_refund_moment);
 Datum
 enforce_refund_moment(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = rr_trigger_data(fcinfo, "enforce_refund_moment()", true);
+	TriggerData *td = rr_check_trigger(fcinfo, "enforce_refund_moment()");
 	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
-	HeapTuple	newtup = is_update ? td->tg_newtuple : td->tg_trigtuple;
-	MomentGuard *g = moment_guard(fcinfo, td);
+	HeapTuple	newtup = rr_stored_row(td);
+	RRTriggerInfo *info = rr_trigger_info(td, build_moment_trigger);
 	bool		isnull;
-	Datum		written = heap_getattr(newtup, g->attnum, tupdesc, &isnull);
+	Datum		written = heap_getattr(newtup, info->moment_attnum, tupdesc, &isnull);
+	PurchaseReader reader;
 	Purchase	p;
 	Refusal		f;
 
+	memset(&f, 0, sizeof(f));
+	f.relation = td->tg_relation;
+	f.constraint_name = info->tgname;
+	f.dry_run = info->dry_run;
+
 	/* Once refunded, always refunded: the moment cannot be withdrawn. */
-	if (isnull && is_update && !heap_attisnull(td->tg_trigtuple, g->attnum, tupdesc))
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("refund recorded in column \"%s\" cannot be withdrawn", g->column),
-				 errdetail("Once refunded, always refunded: the column may change only to another allowed moment."),
-				 errtable(td->tg_relation)));
+	if (isnull && is_update && !heap_attisnull(td->tg_trigtuple, info->moment_attnum, tupdesc))
+	{
+		f.frozen_column = info->moment_column;
+		rr_report_withdrawn(&f);
+		return PointerGetDatum(NULL);
+	}
 
 	/* Only a moment this statement writes; the CHECK judges the rest. */
-	if (isnull || (is_update && !rr_column_changed(tupdesc, g->attnum, td->tg_trigtuple, newtup)))
-		return PointerGetDatum(newtup);
+	if (isnull || (is_update && !rr_column_changed(tupdesc, info->moment_attnum, td->tg_trigtuple, newtup)))
+		return PointerGetDatum(NULL);
 
-	rr_read_purchase_tuple(&g->reader, &g->ext, newtup, rr_fields_for_kind(g->kind), &p);
-	memset(&f, 0, sizeof(f));
-	f.reasons = rr_written_refund_reasons(&p, DatumGetTimestampTz(written), true, g->max_lag, g->kind);
+	f.purchase_shown = rr_columns_readable(RelationGetRelid(td->tg_relation), NUM_FIELDS,
+										   info->reader.attnum);
+	reader = info->reader;		/* a copy: the kept state is never changed */
+	reader.values_hidden = !f.purchase_shown;
+	rr_read_purchase_tuple(&reader, &info->ext, newtup, rr_fields_for_kind(info->kind), &p);
+	f.reasons = rr_written_refund_reasons(&p, DatumGetTimestampTz(written), true, true,
+										  info->max_lag, info->kind);
 	if (f.reasons)
 	{
 		f.kind_known = true;
-		f.kind = g->kind;
+		f.kind = info->kind;
 		f.p = &p;
-		f.purchase_shown = g->purchase_shown;
-		f.purchases_name = psprintf("%s.%s", get_namespace_name(RelationGetNamespace(td->tg_relation)),
-									RelationGetRelationName(td->tg_relation));
-		f.moment_column = g->column;
-		f.lag = g->max_lag;
-		f.schema_name = get_namespace_name(RelationGetNamespace(td->tg_relation));
-		f.table_name = RelationGetRelationName(td->tg_relation);
+		f.purchases_name = info->purchases_name;
+		f.moment_column = info->moment_column;
+		f.lag = info->max_lag;
 		rr_report_refused(&f);
 	}
-	return PointerGetDatum(newtup);
+	return PointerGetDatum(NULL);
 }
-

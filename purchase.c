@@ -28,7 +28,7 @@ rr_get_call_cache(FunctionCallInfo fcinfo)
 	if (cache == NULL)
 	{
 		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallCache));
-		rr_lookup_extension_types(&cache->ext, get_func_namespace(fcinfo->flinfo->fn_oid));
+		cache->ext = rr_catalog(get_func_namespace(fcinfo->flinfo->fn_oid))->ext;
 		fcinfo->flinfo->fn_extra = cache;
 	}
 	return cache;
@@ -193,12 +193,22 @@ rr_reader_require(const PurchaseReader *r, uint32 fields)
 }
 
 
+/*
+ * An offer that is not one of the labels: bad data.  The value is shown
+ * unless the reader hides values (a trigger reading a table the user may
+ * not read).
+ */
 static void
-report_invalid_offer(const char *value)
+report_invalid_offer(const PurchaseReader *r, const char *value)
 {
 	int			len = strlen(value);
 	int			clip = pg_mbcliplen(value, len, 64);
 
+	if (r->values_hidden)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid offer in %s", r->rowname ? r->rowname : "the purchase"),
+				 errdetail("Column \"offer\" must hold one of \"action_pack\", \"silver\" or \"gold\".")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid offer \"%.*s%s\"", clip, value, clip < len ? "..." : ""),
@@ -220,7 +230,7 @@ rr_report_invalid_kind(const char *value)
 
 
 static MpnOffer
-offer_from_enum(const ExtensionTypes *ext, Oid label)
+offer_from_enum(const PurchaseReader *r, const ExtensionTypes *ext, Oid label)
 {
 	int			i;
 	HeapTuple	tup;
@@ -233,13 +243,13 @@ offer_from_enum(const ExtensionTypes *ext, Oid label)
 	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(label));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "enum label %u not found", label);
-	report_invalid_offer(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
+	report_invalid_offer(r, NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
 	pg_unreachable();
 }
 
 
 static MpnOffer
-offer_from_text(Datum value)
+offer_from_text(const PurchaseReader *r, Datum value)
 {
 	text	   *t = DatumGetTextPP(value);
 	const char *s = VARDATA_ANY(t);
@@ -255,7 +265,7 @@ offer_from_text(Datum value)
 			return (MpnOffer) i;
 		}
 	}
-	report_invalid_offer(text_to_cstring(t));
+	report_invalid_offer(r, text_to_cstring(t));
 	pg_unreachable();
 }
 
@@ -271,10 +281,10 @@ store_field(const PurchaseReader *r, const ExtensionTypes *ext, PurchaseField f,
 	switch (r->kind[f])
 	{
 		case VALUE_OFFER_ENUM:
-			p->offer = offer_from_enum(ext, DatumGetObjectId(value));
+			p->offer = offer_from_enum(r, ext, DatumGetObjectId(value));
 			break;
 		case VALUE_OFFER_TEXT:
-			p->offer = offer_from_text(value);
+			p->offer = offer_from_text(r, value);
 			break;
 		case VALUE_TIMESTAMP:
 			/* timestamp and timestamptz share a representation: UTC */

@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "refund_rules.h"
@@ -235,9 +236,7 @@ status_common(FunctionCallInfo fcinfo, uint32 layout)
 		}
 		if (!p.isnull[FIELD_PURCHASED_AT])
 		{
-			values[col + 2] = TimestampTzGetDatum(k == KIND_TAX
-												  ? rr_tax_refund_deadline_of(p.purchased_at)
-												  : rr_refund_deadline_of(p.purchased_at));
+			values[col + 2] = TimestampTzGetDatum(rr_deadline_of(p.purchased_at, (RefundKind) k));
 			nulls[col + 2] = false;
 		}
 	}

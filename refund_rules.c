@@ -25,11 +25,7 @@
 
 #include "refund_rules.h"
 
-#ifdef PG_MODULE_MAGIC_EXT
-PG_MODULE_MAGIC_EXT(.name = "refund_rules",.version = "1.2");
-#else
-PG_MODULE_MAGIC;
-#endif
+RR_MODULE_MAGIC;
 
 
 
@@ -126,6 +122,14 @@ rr_tax_refund_deadline_of(TimestampTz purchased_at)
 }
 
 
+/* The last moment of a refund of this kind: the one place kind chooses it. */
+TimestampTz
+rr_deadline_of(TimestampTz purchased_at, RefundKind kind)
+{
+	return (kind == KIND_TAX) ? rr_tax_refund_deadline_of(purchased_at)
+		: rr_refund_deadline_of(purchased_at);
+}
+
 /*
  * A lower bound of the purchases whose window of this kind can be open at
  * as_of: every purchase with a deadline at or after as_of was made at or
@@ -165,8 +169,7 @@ rr_window_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, Refund
 
 	if (as_of < p->purchased_at)
 		return REASON_BIT(REASON_NOT_YET_PURCHASED);
-	deadline = (kind == KIND_TAX) ? rr_tax_refund_deadline_of(p->purchased_at)
-		: rr_refund_deadline_of(p->purchased_at);
+	deadline = rr_deadline_of(p->purchased_at, kind);
 	if (as_of > deadline)
 		return REASON_BIT(kind == KIND_TAX ? REASON_TAX_REFUND_WINDOW_EXPIRED
 						  : REASON_REFUND_WINDOW_EXPIRED);

@@ -14,6 +14,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "nodes/primnodes.h"
 #include "storage/lockdefs.h"
 #include "utils/hsearch.h"
 #include "utils/rel.h"
@@ -21,6 +22,54 @@
 
 #if PG_VERSION_NUM < 150000
 #error "refund_rules needs PostgreSQL 15 or later"
+#endif
+
+/*
+ * The differences between the PostgreSQL versions, each named once.
+ *
+ * 16 on: a Var carries the outer joins that can null it (varnullingrels);
+ * 18 on: also whether it is the old or the new row in RETURNING.
+ */
+static inline void
+rr_copy_var_markings(Var *to, const Var *from)
+{
+#if PG_VERSION_NUM >= 160000
+	to->varnullingrels = bms_copy(from->varnullingrels);
+#endif
+#if PG_VERSION_NUM >= 180000
+	to->varreturningtype = from->varreturningtype;
+#endif
+	(void) to;
+	(void) from;
+}
+
+/* 18 on: grouping has a range-table entry of its own, which marks what grouping sets null. */
+#define RR_HAS_GROUP_RTE (PG_VERSION_NUM >= 180000)
+
+/* 18 on: virtual generated columns, which store nothing. */
+#ifdef ATTRIBUTE_GENERATED_VIRTUAL
+#define RR_VIRTUAL_GENERATED(att) ((att)->attgenerated == ATTRIBUTE_GENERATED_VIRTUAL)
+#else
+#define RR_VIRTUAL_GENERATED(att) false
+#endif
+
+/*
+ * 16 on, role membership that carries privileges is per grant (its INHERIT
+ * option); before, per member role (rolinherit).
+ */
+#if PG_VERSION_NUM >= 160000
+#define RR_ROLE_INHERITS(roleid)	true
+#define RR_GRANT_INHERITS(form)		((form)->inherit_option)
+#else
+#define RR_ROLE_INHERITS(roleid)	rr_role_inherits(roleid)
+#define RR_GRANT_INHERITS(form)		true
+#endif
+
+/* 18 on: the module's name and version in pg_get_loaded_modules(). */
+#ifdef PG_MODULE_MAGIC_EXT
+#define RR_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "refund_rules",.version = "1.2")
+#else
+#define RR_MODULE_MAGIC PG_MODULE_MAGIC
 #endif
 
 /* The purchase refund window: 30 days of elapsed time. */
@@ -149,6 +198,7 @@ typedef struct PurchaseReader
 	Oid			coltype[NUM_FIELDS];	/* InvalidOid when missing */
 	ValueKind	kind[NUM_FIELDS];
 	uint32		usable;			/* fields that can be read */
+	bool		values_hidden;	/* bad data is reported without its value */
 } PurchaseReader;
 
 
@@ -178,43 +228,169 @@ typedef struct Refusal
 	const char *purchase_key;	/* names the purchase in the message, or NULL */
 	const char *moment_column;	/* the column of the moment, for its hint */
 	int64		lag;
-	const char *schema_name;	/* the table the error is about, or NULL */
+	bool		dry_run;		/* a WARNING, not an ERROR */
+	Relation	relation;		/* the table the error is about, or NULL */
+	const char *constraint_name;	/* the trigger that refuses, or NULL */
+	const char *schema_name;	/* the table, when there is no relation */
 	const char *table_name;
+	const char *frozen_column;	/* protect_refunded_purchase: what changed */
+	const char *requests_name;	/* and where the request is */
 } Refusal;
 
 
+
+/* A whole-row function the planner support rewrites, and its column form. */
+typedef struct Rewrite
+{
+	const char *row_form;		/* the whole-row function */
+	const char *column_form;	/* the function it becomes */
+	const char *symbol;			/* its C function in this library */
+	uint32		layout;			/* the columns passed, in field order */
+	bool		takes_kind;		/* a kind argument follows as_of */
+	int			window_kind;	/* the window added as a range, or -1 */
+} Rewrite;
+
+enum
+{
+	REWRITE_REFUND_ELIGIBLE,
+	REWRITE_TAX_REFUND_ELIGIBLE,
+	REWRITE_REASONS,
+	REWRITE_STATUS,
+	NUM_REWRITES
+};
+
+/* The extension's catalog objects in this database (catalog.c). */
+typedef struct RRCatalog
+{
+	bool		valid;
+	Oid			nsp;			/* the extension's schema */
+	ExtensionTypes ext;
+	bool		rewrites_ok;	/* the functions below are this library's */
+	Oid			row_form[NUM_REWRITES];
+	Oid			column_form[NUM_REWRITES];
+	Oid			window_start;	/* refund_window_start(timestamptz, refund_kind) */
+	Oid			tstz_le;		/* timestamptz <= timestamptz, and its function */
+	Oid			tstz_le_func;
+	Oid			tstz_ge;		/* timestamptz >= timestamptz, and its function */
+	Oid			tstz_ge_func;
+} RRCatalog;
+
+
+/* ---- enforcement: what the triggers share (trigger.c) ---- */
+
+/* The largest lag a trigger may allow between a written moment and ours. */
+#define MAX_ALLOWED_LAG ((int64) USECS_PER_HOUR)
+
+/* The columns of a refund request the trigger reads besides the reference. */
+typedef enum RequestColumn
+{
+	REQ_REQUESTED_AT,
+	REQ_KIND,					/* optional */
+	REQ_REQUESTED_BY_ROLE,		/* optional when the session is the requester */
+	NUM_REQUEST_COLUMNS
+} RequestColumn;
+
+/* The roles a refund may be requested in. */
+#define NUM_AUTHORIZED 2
+
+/* A trigger option, for the table-driven parser. */
+typedef enum RROptionType
+{
+	RR_OPTION_CHOICE,			/* one of choices[] (NULL-terminated) */
+	RR_OPTION_LAG,				/* an interval up to MAX_ALLOWED_LAG */
+	RR_OPTION_ROLE				/* a role that exists */
+} RROptionType;
+
+typedef struct RROption
+{
+	const char *name;
+	RROptionType type;
+	const char *const *choices;
+} RROption;
+
+typedef struct RROptionValue
+{
+	bool		given;
+	int			choice;			/* index into choices[] */
+	int64		lag;
+	Oid			role;
+} RROptionValue;
+
+#define RR_MAX_OPTIONS 8
+
+/* A foreign key, copied out of pg_constraint (conkey order). */
+typedef struct RRForeignKey
+{
+	Oid			oid;			/* InvalidOid: none */
+	char	   *name;
+	Oid			fkrel;			/* the referencing (request) table */
+	Oid			pkrel;			/* the referenced (purchases) table */
+	char		deltype;
+	char		updtype;
+	int			nkeys;
+	AttrNumber	fk_attnums[INDEX_MAX_KEYS];
+	AttrNumber	pk_attnums[INDEX_MAX_KEYS];
+	Oid			pf_eq_oprs[INDEX_MAX_KEYS];
+} RRForeignKey;
+
+/* A lookup a trigger runs through SPI, and its kept plan. */
+typedef struct RRLookup
+{
+	char	   *query;
+	int			nargs;
+	Oid			argtypes[INDEX_MAX_KEYS];
+	SPIPlanPtr	plan;			/* prepared on first use, checked before each */
+} RRLookup;
+
+#define RR_LOOKUP_LOCKED	0	/* the trigger's lookup */
+#define RR_LOOKUP_ASK		1	/* refund_request_status's (no lock) */
+#define RR_NUM_LOOKUPS		2
+
 /*
- * One column of a key that a lookup compares, as a foreign key compares:
- * with an equality operator of the looked-up column's btree family (for
- * types that family compares directly, e.g. bigint with integer), or else
- * after an implicit conversion of the given value to the column's type.
- * The conversion runs as the user who writes the row, before the lookup
- * switches to the owner of the looked-up table, so no function of the
- * user's choosing runs as the owner.
+ * What a trigger works out once and keeps, per trigger OID: built whole in
+ * its own memory context (mcxt) and never changed afterwards, but for
+ * valid (cleared by invalidations) and the plans of its lookups.
  */
-typedef struct KeyColumn
+typedef struct RRTriggerInfo
 {
-	AttrNumber	given;			/* the column of the trigger's row */
-	Oid			given_type;
-	AttrNumber	looked_up;		/* the column of the looked-up table */
-	Oid			param_type;		/* the lookup's parameter */
-	Oid			eq;				/* looked_up = parameter */
-	Oid			cast;			/* given -> looked-up type, or InvalidOid */
-	int			cast_nargs;
-} KeyColumn;
-
-
-/* The header every kept state starts with. */
-typedef struct KeptState
-{
-	Oid			tgoid;			/* hash key */
-	uint64		generation;		/* trigger_generation when worked out; 0: not */
-	MemoryContext mcxt;			/* what is worked out, but the plan */
+	Oid			tgoid;
+	char	   *tgname;
+	bool		valid;			/* cleared by an invalidation of its objects */
+	bool		rebuild;		/* worked out again on next use */
+	MemoryContext mcxt;
 	Oid			relid;			/* the trigger's table */
-	Oid			locked;			/* the table locked before using the state */
-	char	   *plan_query;		/* what the kept plan was made from */
-	SPIPlanPtr	plan;
-} KeptState;
+	ExtensionTypes ext;
+	RRForeignKey fk;			/* the foreign key it is bound by, if any */
+	uint32		fk_hash;		/* its pg_constraint entry's hash value */
+	uint32		namespace_hash[2];	/* the schemas its queries name */
+	bool		names_roles;	/* options name roles */
+	Oid			lock_relid;		/* locked before a kept state is used */
+	LOCKMODE	lockmode;
+	Oid			lookup_relid;	/* the table the lookups read */
+	Oid			lookup_owner;	/* and its owner, as whom they run */
+	Oid			fk_types[INDEX_MAX_KEYS];
+	Oid			pk_types[INDEX_MAX_KEYS];
+	char	   *key_names;		/* the purchases' key columns, for messages */
+	char	   *purchases_name; /* schema.table, for messages */
+	char	   *requests_name;
+	AttrNumber	field_attnum[NUM_FIELDS];	/* the purchases' policy columns */
+	RRLookup	lookups[RR_NUM_LOOKUPS];
+	/* options */
+	bool		dry_run;
+	int64		max_lag;
+	/* enforce_refund_policy() */
+	AttrNumber	req_attnum[NUM_REQUEST_COLUMNS];	/* 0: absent */
+	Oid			req_type[NUM_REQUEST_COLUMNS];
+	bool		session_requester;
+	Oid			role[NUM_AUTHORIZED];	/* with session_requester */
+	/* enforce_refund_moment() */
+	const char *moment_column;
+	AttrNumber	moment_attnum;
+	RefundKind	kind;
+	PurchaseReader reader;		/* the table's own row */
+} RRTriggerInfo;
+
+typedef void (*RRBuildInfo) (TriggerData *td, RRTriggerInfo *info);
 
 
 /* in refund_rules.c */
@@ -224,6 +400,7 @@ extern const char *const rr_kind_labels[NUM_KINDS];
 extern const char *const rr_reason_codes[NUM_REASONS];
 TimestampTz rr_refund_deadline_of(TimestampTz purchased_at);
 TimestampTz rr_tax_refund_deadline_of(TimestampTz purchased_at);
+TimestampTz rr_deadline_of(TimestampTz purchased_at, RefundKind kind);
 TimestampTz rr_window_start_of(TimestampTz as_of, RefundKind kind);
 uint32 rr_window_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, RefundKind kind);
 uint32 rr_refund_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, RefundKind kind);
@@ -231,7 +408,8 @@ Datum rr_verdict(uint32 reasons, bool *isnull);
 uint32 rr_fields_for_kind(RefundKind kind);
 
 /* in catalog.c */
-void rr_lookup_extension_types(ExtensionTypes *ext, Oid nsp);
+extern const Rewrite rr_rewrites[NUM_REWRITES];
+const RRCatalog *rr_catalog(Oid nsp);
 
 /* in purchase.c */
 CallCache * rr_get_call_cache(FunctionCallInfo fcinfo);
@@ -247,40 +425,41 @@ int rr_read_purchase(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout, u
 RefundKind rr_kind_from_enum(const ExtensionTypes *ext, Oid label);
 
 /* in report.c */
-char * rr_format_lag(int64 usecs);
-char * rr_key_text(int nkeys, const Datum *values, const Oid *types);
-uint32 rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_now, int64 lag, RefundKind kind);
-int rr_refusal_codes(const Refusal *f, const char **codes);
-bool rr_refusal_deadline(const Refusal *f, TimestampTz *deadline);
-void rr_report_refused(const Refusal *f);
-bool rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums);
+char	   *rr_format_lag(int64 usecs);
+char	   *rr_key_text(int nkeys, const Datum *values, const Oid *types);
+uint32		rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_known,
+									  bool moment_written, int64 lag, RefundKind kind);
+int			rr_refusal_codes(const Refusal *f, const char **codes);
+Datum		rr_refusal_array(const Refusal *f);
+bool		rr_refusal_deadline(const Refusal *f, TimestampTz *deadline);
+void		rr_report_refused(const Refusal *f);
+void		rr_report_frozen(const Refusal *f);
+void		rr_report_withdrawn(const Refusal *f);
+bool		rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums);
 
 /* in trigger.c */
-TriggerData * rr_trigger_data(FunctionCallInfo fcinfo, const char *funcname, bool insert_ok);
-bool rr_column_changed(TupleDesc tupdesc, AttrNumber attnum, HeapTuple oldtup, HeapTuple newtup);
-List * rr_column_list(const Trigger *tg, int argno, Oid relid, const char *what);
-const char * rr_option_value(const char *arg, const char *name);
-int64 rr_parse_lag(const Trigger *tg, const char *value);
-void rr_report_unknown_option(const Trigger *tg, const char *arg, const char *known);
-Oid rr_locked_table(const Trigger *tg, int argno, Oid home_nsp, LOCKMODE lockmode, char **name);
-Oid rr_home_namespace(Relation rel);
-char * rr_qualified_name(Oid relid);
-void rr_require_table(const Trigger *tg, Oid relid, const char *what);
-char * rr_key_condition(int nkeys, const KeyColumn *keys, const char *const *names);
-int rr_setup_keys(const Trigger *tg, Relation rel, List *given, const char *given_what, Oid relid, List *looked_up, const char *looked_up_what, KeyColumn *keys, const char *tables);
-int rr_read_key(int nkeys, const KeyColumn *keys, HeapTuple tuple, TupleDesc tupdesc, Datum *given, Oid *given_types, Datum *params);
-void rr_run_lookup(SPIPlanPtr plan, Datum *params, Oid owner, long limit, bool latest);
-extern uint64 rr_trigger_generation;
-HTAB * rr_kept_states(HTAB **table, const char *name, Size entrysize);
-KeptState * rr_kept_state(HTAB *table, Size entrysize, TriggerData *td, bool *stale);
-SPIPlanPtr rr_kept_plan(KeptState *ks, const char *query, int nargs, Oid *argtypes);
-char * rr_typed_query(const char *query, int nkeys, const KeyColumn *keys);
-bool rr_is_timestamptz_type(Oid base);
-bool rr_is_label_type(Oid base);
-char * rr_label_value(Datum value, Oid type);
-Oid rr_relation_owner(Oid relid);
-bool rr_is_citus_shard_of(Oid relid, Oid logical);
-void rr_bind_table(const Trigger *tg, Relation rel, Oid named, const char *name, const char *what, Oid fk_bound);
-Oid rr_bound_named_table(const Trigger *tg, Relation rel, int argno, const char *what);
+void		rr_check_declaration(const Trigger *tg, Relation rel, const char *funcname);
+TriggerData *rr_check_trigger(FunctionCallInfo fcinfo, const char *funcname);
+HeapTuple	rr_stored_row(const TriggerData *td);
+bool		rr_column_changed(TupleDesc tupdesc, AttrNumber attnum, HeapTuple oldtup, HeapTuple newtup);
+char	   *rr_qualified_name(Oid relid);
+int			rr_column_list(const Trigger *tg, int argno, Oid relid, const char *what,
+						   AttrNumber *attnums);
+void		rr_parse_options(const Trigger *tg, int first, const RROption *valid, int nvalid,
+							 RROptionValue *values);
+bool		rr_find_foreign_key(Oid relid, int ncols, const AttrNumber *cols, Oid confrelid,
+								RRForeignKey *fk);
+void		rr_foreign_key_columns(RRTriggerInfo *info);
+void		rr_key_condition(StringInfo buf, const RRTriggerInfo *info, bool reading_pk);
+int			rr_read_key(const RRTriggerInfo *info, bool pk_side, HeapTuple tuple, TupleDesc tupdesc,
+						Datum *values);
+RRTriggerInfo *rr_trigger_info(TriggerData *td, RRBuildInfo build);
+void		rr_recheck_state(const RRTriggerInfo *info, const char *funcname);
+void		rr_run_lookup(RRTriggerInfo *info, int which, Datum *params, long limit, bool latest);
+Oid			rr_relation_owner(Oid relid);
+void		rr_append_from(StringInfo buf, Oid relid);
+char	   *rr_label_value(Datum value, Oid type);
+bool		rr_is_label_type(Oid base);
+bool		rr_role_inherits(Oid roleid);
 
 #endif							/* REFUND_RULES_H */

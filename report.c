@@ -23,6 +23,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
 
+#include "utils/builtins.h"
+
 #include "refund_rules.h"
 
 /* A key value is shown up to this many bytes in a message. */
@@ -98,63 +100,74 @@ rr_key_text(int nkeys, const Datum *values, const Oid *types)
 
 
 /*
- * The reasons of a refund recorded with a moment.  It is judged at the
- * database's clock when the row is written, and the moment recorded must
- * lie in the window too (so a CHECK that judges it later agrees).  A moment
- * this statement writes must lie between the start of the transaction
- * (what DEFAULT now() writes) and the clock, give or take lag:
- * backdated_request or postdated_request otherwise.
+ * The reasons of a refund recorded with a moment (written_known: not NULL).
+ * It is judged at the database's clock when the row is written, and the
+ * moment recorded must lie in the window too (so a CHECK that judges it
+ * later agrees).  A moment this statement writes (moment_written) must be
+ * the database's: the start of the transaction, what DEFAULT now()
+ * writes, give or take lag; backdated_request or postdated_request
+ * otherwise.  So a client cannot try moments to find a hidden value out.
  */
 uint32
-rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_now, int64 lag,
-					   RefundKind kind)
+rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_known,
+						  bool moment_written, int64 lag, RefundKind kind)
 {
-	TimestampTz clock = GetCurrentTimestamp();
-	uint32		reasons = rr_refund_reasons(p, clock, true, kind);
+	TimestampTz start = GetCurrentTransactionStartTimestamp();
+	uint32		reasons = rr_refund_reasons(p, GetCurrentTimestamp(), true, kind);
 
-	if (written_now && written < GetCurrentTransactionStartTimestamp() - lag)
+	if (!written_known)
+		return reasons | REASON_BIT(REASON_MISSING_REQUESTED_AT);
+	if (moment_written && written < start - lag)
 		return reasons | REASON_BIT(REASON_BACKDATED_REQUEST);
-	if (written_now && written > clock + lag)
+	if (moment_written && written > start + lag)
 		return reasons | REASON_BIT(REASON_POSTDATED_REQUEST);
 	return reasons | rr_window_reasons(p, written, true, kind);
 }
 
-
 /*
- * Raise check_violation for a refused refund: the reason codes in DETAIL
- * (always after "Reasons: "), in HINT what to do about the moment and the
- * window that applied.  The purchase's own reasons and window are shown
- * only when the user may read them; else one code stands for them.
- */
-/*
- * The reason codes a refusal shows, in order: the purchase's own reasons,
- * when the user may not read them, as one code where the first of them
- * stands.  Returns how many.
+ * The reason codes a refusal shows, in order.  When the user may not read
+ * the purchase, its own reasons are one code, always in the same place
+ * (after the reasons about the moment, before the requester's), so that
+ * neither the codes nor their order tell which criterion failed.  Returns
+ * how many.
  */
 int
 rr_refusal_codes(const Refusal *f, const char **codes)
 {
 	uint32		hidden = f->purchase_shown ? 0 : (f->reasons & ~REQUEST_REASONS);
-	bool		hidden_listed = false;
 	int			n = 0;
 	int			r;
 
 	for (r = 0; r < NUM_REASONS; r++)
 	{
-		if (!(f->reasons & REASON_BIT(r)))
-			continue;
-		if (hidden & REASON_BIT(r))
+		if (hidden && r == REASON_REQUESTER_NOT_AUTHORIZED)
 		{
-			if (!hidden_listed)
-				codes[n++] = HIDDEN_REASONS_CODE;
-			hidden_listed = true;
+			codes[n++] = HIDDEN_REASONS_CODE;
+			hidden = 0;
 		}
-		else
+		if ((f->reasons & REASON_BIT(r)) &&
+			(f->purchase_shown || (REQUEST_REASONS & REASON_BIT(r))))
 			codes[n++] = rr_reason_codes[r];
 	}
+	if (hidden)
+		codes[n++] = HIDDEN_REASONS_CODE;
 	return n;
 }
 
+/* The codes a refusal shows, as a text[] (refund_request_status's). */
+Datum
+rr_refusal_array(const Refusal *f)
+{
+	const char *codes[NUM_REASONS];
+	Datum		elems[NUM_REASONS];
+	int			n = rr_refusal_codes(f, codes);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(codes[i]);
+	return PointerGetDatum(n ? construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT)
+						   : construct_empty_array(TEXTOID));
+}
 
 /* The deadline a refusal may show (the user may read the purchase), or false. */
 bool
@@ -162,12 +175,39 @@ rr_refusal_deadline(const Refusal *f, TimestampTz *deadline)
 {
 	if (!f->purchase_shown || f->p == NULL || !f->kind_known || f->p->isnull[FIELD_PURCHASED_AT])
 		return false;
-	*deadline = (f->kind == KIND_TAX) ? rr_tax_refund_deadline_of(f->p->purchased_at)
-		: rr_refund_deadline_of(f->p->purchased_at);
+	*deadline = rr_deadline_of(f->p->purchased_at, f->kind);
 	return true;
 }
 
+/*
+ * The fields every refusal carries, so that an application tells it from
+ * any other error: the table (schema and name) and the constraint, which
+ * for a trigger is the trigger's name.
+ */
+static int
+refusal_fields(const Refusal *f)
+{
+	if (f->relation)
+	{
+		errtable(f->relation);
+		if (f->constraint_name)
+			err_generic_string(PG_DIAG_CONSTRAINT_NAME, f->constraint_name);
+	}
+	else if (f->table_name)
+	{
+		err_generic_string(PG_DIAG_SCHEMA_NAME, f->schema_name);
+		err_generic_string(PG_DIAG_TABLE_NAME, f->table_name);
+	}
+	return 0;
+}
 
+/*
+ * Raise check_violation for a refused refund (a WARNING in dry-run mode):
+ * the reason codes in DETAIL (always after "Reasons: "), in HINT what to
+ * do about the moment and the window that applied.  The purchase's own
+ * reasons and window are shown only when the user may read them; else one
+ * code stands for them.
+ */
 void
 rr_report_refused(const Refusal *f)
 {
@@ -188,10 +228,10 @@ rr_report_refused(const Refusal *f)
 	if (f->reasons & (REASON_BIT(REASON_BACKDATED_REQUEST) | REASON_BIT(REASON_POSTDATED_REQUEST)))
 	{
 		if (f->lag > 0)
-			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment written must lie between the start of the transaction and the moment the row is written, give or take %s.",
+			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(): a moment written must be the start of the transaction, give or take %s.",
 							 f->moment_column, rr_format_lag(f->lag));
 		else
-			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(); a moment written must lie between the start of the transaction and the moment the row is written.",
+			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(): a moment written must be the start of the transaction.",
 							 f->moment_column);
 	}
 	if (hidden)
@@ -202,7 +242,7 @@ rr_report_refused(const Refusal *f)
 						 hint.len ? " " : "", tax ? "Tax refunds" : "Refunds",
 						 format_utc(f->p->purchased_at), format_utc(deadline));
 
-	ereport(ERROR,
+	ereport(f->dry_run ? WARNING : ERROR,
 			(errcode(ERRCODE_CHECK_VIOLATION),
 			 f->purchase_key
 			 ? (tax ? errmsg("tax refund of purchase \"%s\" is not allowed", f->purchase_key)
@@ -211,8 +251,37 @@ rr_report_refused(const Refusal *f)
 				: errmsg("refund is not allowed")),
 			 errdetail("Reasons: %s.", list.data),
 			 hint.len ? errhint("%s", hint.data) : 0,
-			 f->schema_name ? err_generic_string(PG_DIAG_SCHEMA_NAME, f->schema_name) : 0,
-			 f->table_name ? err_generic_string(PG_DIAG_TABLE_NAME, f->table_name) : 0));
+			 refusal_fields(f)));
+}
+
+/*
+ * Raise check_violation for a change of a purchase whose refund request
+ * was accepted (protect_refunded_purchase): its policy columns and key are
+ * frozen, and it cannot come back under its key once deleted.
+ */
+void
+rr_report_frozen(const Refusal *f)
+{
+	ereport(f->dry_run ? WARNING : ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("purchase \"%s\" has an accepted refund request", f->purchase_key),
+			 f->frozen_column
+			 ? errdetail("Reasons: purchase_refunded. Column \"%s\" cannot change once a refund of the purchase is accepted.",
+						 f->frozen_column)
+			 : errdetail("Reasons: purchase_refunded. A purchase with an accepted refund request cannot be inserted again."),
+			 errhint("A refund request in table \"%s\" names this purchase.", f->requests_name),
+			 refusal_fields(f)));
+}
+
+/* Raise check_violation for a recorded refund set back to NULL. */
+void
+rr_report_withdrawn(const Refusal *f)
+{
+	ereport(f->dry_run ? WARNING : ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("refund recorded in column \"%s\" cannot be withdrawn", f->frozen_column),
+			 errdetail("Reasons: refund_withdrawn. Once refunded, always refunded: the column may change only to another allowed moment."),
+			 refusal_fields(f)));
 }
 
 

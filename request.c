@@ -4,85 +4,80 @@
  *		The request trigger enforce_refund_policy() and its pre-check
  *		refund_request_status().
  *
+ * The trigger is an AFTER INSERT OR UPDATE row trigger on a table of
+ * refund requests (best made a constraint trigger):
+ *
+ *		CREATE CONSTRAINT TRIGGER enforce_refund_policy
+ *			AFTER INSERT OR UPDATE ON refund_requests FOR EACH ROW
+ *			EXECUTE FUNCTION refund_rules.enforce_refund_policy(
+ *				'purchases', 'purchase_id' [, 'id'] [, option=value ...]);
+ *
+ * The purchases table and its key are those of the request table's
+ * foreign key on the reference column(s); the arguments must agree with
+ * it.  The purchase is read and locked FOR SHARE as the purchases table's
+ * owner, with the foreign key's own operators, and judged at the
+ * database's clock.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/pg_auth_members.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/catcache.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/varlena.h"
 
 #include "refund_rules.h"
-
-/* The columns of the request the trigger reads besides the reference. */
-typedef enum RequestColumn
-{
-	REQ_REQUESTED_AT,
-	REQ_KIND,					/* optional */
-	REQ_REQUESTED_BY_ROLE,		/* optional when the session is the requester */
-	NUM_REQUEST_COLUMNS
-} RequestColumn;
-
 
 static const char *const request_column_names[NUM_REQUEST_COLUMNS] = {
 	"requested_at", "kind", "requested_by_role"
 };
 
-
-/* The roles a refund may be requested in, and the options that name them. */
-#define NUM_AUTHORIZED 2
+/* The roles a refund may be requested in. */
 static const char *const authorized_roles[NUM_AUTHORIZED] = {"mpn_partner_admin", "account_admin"};
-static const char *const authorized_role_options[NUM_AUTHORIZED] = {
-	"mpn_partner_admin_role", "account_admin_role"
+
+/* The options of enforce_refund_policy(), in the order of options[] */
+enum
+{
+	OPT_REQUESTER,
+	OPT_PARTNER_ADMIN_ROLE,
+	OPT_ACCOUNT_ADMIN_ROLE,
+	OPT_MAX_LAG,
+	OPT_MODE,
+	NUM_OPTIONS
 };
 
+static const char *const requester_choices[] = {"column", "session", NULL};
+static const char *const mode_choices[] = {"enforce", "dry_run", NULL};
 
-#define REQUEST_OPTIONS "requester=column, requester=session, mpn_partner_admin_role=ROLE, account_admin_role=ROLE and max_lag=INTERVAL"
-
-
-typedef struct RequestTriggerState
-{
-	KeptState	kept;			/* first: the hash entry's header */
-	Oid			purchases;		/* = kept.locked */
-	Oid			purchases_owner;
-	char	   *purchases_name; /* schema.table, for messages */
-	int			nkeys;
-	KeyColumn	keys[INDEX_MAX_KEYS];
-	char	   *key_names;		/* the purchases' key columns, for messages */
-	AttrNumber	attnum[NUM_REQUEST_COLUMNS];	/* 0: absent */
-	Oid			atttype[NUM_REQUEST_COLUMNS];
-	int32		atttypmod[NUM_REQUEST_COLUMNS];
-	bool		session_requester;	/* the session's roles decide, not a column */
-	Oid			role[NUM_AUTHORIZED];	/* with session_requester; InvalidOid: none */
-	int64		max_lag;
-	AttrNumber	field_attnum[NUM_FIELDS];	/* columns of the purchases; 0: absent */
-	char	   *query;			/* fetches and locks the purchase */
-	char	   *query_unlocked; /* fetches it only (refund_request_status) */
-	ExtensionTypes ext;
-	PurchaseReader reader;		/* the lookup's result columns */
-} RequestTriggerState;
-
-
-static HTAB *request_trigger_states = NULL;
-
+static const RROption options[NUM_OPTIONS] = {
+	{"requester", RR_OPTION_CHOICE, requester_choices},
+	{"mpn_partner_admin_role", RR_OPTION_ROLE, NULL},
+	{"account_admin_role", RR_OPTION_ROLE, NULL},
+	{"max_lag", RR_OPTION_LAG, NULL},
+	{"mode", RR_OPTION_CHOICE, mode_choices},
+};
 
 /* Find a column of the request table, checking its type. */
 static void
-request_column(RequestTriggerState *ts, Relation rel, RequestColumn c, bool required,
+request_column(RRTriggerInfo *info, Relation rel, RequestColumn c, bool required,
 			   bool (*type_ok) (Oid), const char *expected)
 {
 	const char *name = request_column_names[c];
 	Form_pg_attribute att = rr_table_column(RelationGetDescr(rel), name);
 
-	ts->attnum[c] = InvalidAttrNumber;
-	ts->atttype[c] = InvalidOid;
+	info->req_attnum[c] = InvalidAttrNumber;
+	info->req_type[c] = InvalidOid;
 	if (att == NULL)
 	{
 		if (required)
@@ -99,160 +94,171 @@ request_column(RequestTriggerState *ts, Relation rel, RequestColumn c, bool requ
 				 errmsg("column \"%s\" of refund request table \"%s\" is of type %s",
 						name, RelationGetRelationName(rel), format_type_be(att->atttypid)),
 				 errdetail("Column \"%s\" must be of type %s.", name, expected)));
-	ts->attnum[c] = att->attnum;
-	ts->atttype[c] = att->atttypid;
-	ts->atttypmod[c] = att->atttypmod;
+	info->req_attnum[c] = att->attnum;
+	info->req_type[c] = att->atttypid;
 }
 
-
-/*
- * The foreign key of the request table on exactly the reference columns
- * (in any order), or NULL.
- */
-static ForeignKeyCacheInfo *
-reference_foreign_key(Relation rel, int nkeys, const KeyColumn *keys)
+static bool
+is_timestamptz_type(Oid base)
 {
-	ListCell   *lc;
-
-	foreach(lc, RelationGetFKeyList(rel))
-	{
-		ForeignKeyCacheInfo *fk = (ForeignKeyCacheInfo *) lfirst(lc);
-		int			i,
-					j;
-		int			matched = 0;
-
-		if (fk->nkeys != nkeys)
-			continue;
-		for (i = 0; i < nkeys; i++)
-			for (j = 0; j < nkeys; j++)
-				if (fk->conkey[j] == keys[i].given)
-					matched++;
-		if (matched == nkeys)
-			return fk;
-	}
-	return NULL;
+	return base == TIMESTAMPTZOID;
 }
 
-
-/*
- * Bind the purchases table: the one the reference's foreign key references,
- * with the key it references, or else the one of the first use.  Returns
- * the table to read: the named one, or on a Citus worker the shard of it
- * that the foreign key references (locked too), as PostgreSQL's own check
- * of that foreign key reads it.
- */
-static Oid
-bind_purchases(const Trigger *tg, Relation rel, Oid named, const char *name,
-			   RequestTriggerState *ts)
-{
-	ForeignKeyCacheInfo *fk = reference_foreign_key(rel, ts->nkeys, ts->keys);
-	Oid			target = named;
-	int			i,
-				j;
-
-	if (fk && fk->confrelid != named && rr_is_citus_shard_of(fk->confrelid, named))
-	{
-		target = fk->confrelid;
-		LockRelationOid(target, RowShareLock);
-	}
-	rr_bind_table(tg, rel, target, name, "purchases table", fk ? fk->confrelid : InvalidOid);
-	for (i = 0; fk && i < ts->nkeys; i++)
-		for (j = 0; j < fk->nkeys; j++)
-			if (fk->conkey[j] == ts->keys[i].given &&
-				strcmp(get_attname(target, fk->confkey[j], false),
-					   get_attname(named, ts->keys[i].looked_up, false)) != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-						 errmsg("trigger \"%s\" looks purchases up by column \"%s\", but the foreign key references column \"%s\"",
-								tg->tgname, get_attname(named, ts->keys[i].looked_up, false),
-								get_attname(target, fk->confkey[j], false)),
-						 errhint("Pass the referenced columns as the key columns of enforce_refund_policy().")));
-	return target;
-}
-
-
-/* Parse the options (arguments with "=") of enforce_refund_policy(). */
+/* Options: the requester, its roles, the lag, the mode. */
 static void
-request_trigger_options(const Trigger *tg, int first, RequestTriggerState *ts)
+request_trigger_options(const Trigger *tg, int first, RRTriggerInfo *info)
 {
-	int			i,
-				r;
-	bool		named_role = false;
+	RROptionValue v[NUM_OPTIONS];
+	int			r;
 
-	ts->session_requester = false;
-	ts->max_lag = 0;
+	memset(v, 0, sizeof(v));
+	rr_parse_options(tg, first, options, NUM_OPTIONS, v);
+	info->session_requester = (v[OPT_REQUESTER].given && v[OPT_REQUESTER].choice == 1);
+	info->role[0] = v[OPT_PARTNER_ADMIN_ROLE].role;
+	info->role[1] = v[OPT_ACCOUNT_ADMIN_ROLE].role;
+	info->max_lag = v[OPT_MAX_LAG].lag;
+	info->dry_run = (v[OPT_MODE].given && v[OPT_MODE].choice == 1);
 	for (r = 0; r < NUM_AUTHORIZED; r++)
-		ts->role[r] = InvalidOid;
-	for (i = first; i < tg->tgnargs; i++)
-	{
-		const char *arg = tg->tgargs[i];
-		const char *v;
-		bool		known = false;
-
-		if ((v = rr_option_value(arg, "requester")) != NULL)
-		{
-			if (strcmp(v, "session") != 0 && strcmp(v, "column") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-						 errmsg("trigger \"%s\" passes invalid option \"%s\"", tg->tgname, arg),
-						 errhint("The requester is \"column\" (column requested_by_role) or \"session\" (the current user's roles).")));
-			ts->session_requester = (strcmp(v, "session") == 0);
-			known = true;
-		}
-		else if ((v = rr_option_value(arg, "max_lag")) != NULL)
-		{
-			ts->max_lag = rr_parse_lag(tg, v);
-			known = true;
-		}
-		for (r = 0; r < NUM_AUTHORIZED && !known; r++)
-			if ((v = rr_option_value(arg, authorized_role_options[r])) != NULL)
-			{
-				ts->role[r] = get_role_oid(v, true);
-				if (!OidIsValid(ts->role[r]))
-					ereport(ERROR,
-							(errcode(ERRCODE_UNDEFINED_OBJECT),
-							 errmsg("role \"%s\" named by trigger \"%s\" does not exist", v, tg->tgname)));
-				named_role = known = true;
-			}
-		if (!known)
-			rr_report_unknown_option(tg, arg, REQUEST_OPTIONS);
-	}
-	if (ts->session_requester && !named_role)
+		info->names_roles |= OidIsValid(info->role[r]);
+	if (info->session_requester && !info->names_roles)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" makes the session the requester but names no role", tg->tgname),
 				 errhint("Add mpn_partner_admin_role=ROLE, account_admin_role=ROLE or both.")));
-	if (!ts->session_requester && named_role)
+	if (!info->session_requester && info->names_roles)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" names roles but takes the requester from a column", tg->tgname),
 				 errhint("Add requester=session to have the current user's roles decide.")));
 }
 
+/*
+ * Whether the first argument names the table the foreign key references
+ * ([schema.]table, compared by name: the table itself comes from the
+ * foreign key).  On a Citus node the foreign key of a shard references a
+ * shard, whose name Citus chooses: there the foreign key alone decides.
+ */
+static bool
+names_referenced_table(const char *arg, Oid pkrel)
+{
+	List	   *names;
+
+	if (!SplitIdentifierString(pstrdup(arg), '.', &names) ||
+		list_length(names) < 1 || list_length(names) > 2)
+		return false;
+	if (strcmp((const char *) llast(names), get_rel_name(pkrel)) == 0 &&
+		(list_length(names) == 1 ||
+		 strcmp((const char *) linitial(names), get_namespace_name(get_rel_namespace(pkrel))) == 0))
+		return true;
+	return OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE));
+}
 
 /*
- * Work out what the trigger reads and the query that fetches and locks the
- * purchase: its policy columns by name, so the result's layout is the
- * query's, whatever the table's.
+ * Bind the trigger to the foreign key of its reference columns, and check
+ * that the other arguments agree with it.
  */
 static void
-request_trigger_setup(FunctionCallInfo fcinfo, TriggerData *td, RequestTriggerState *ts)
+bind_foreign_key(const Trigger *tg, Relation rel, RRTriggerInfo *info, int *nargs_fixed)
+{
+	AttrNumber	refcols[INDEX_MAX_KEYS];
+	AttrNumber	keycols[INDEX_MAX_KEYS];
+	int			nref = rr_column_list(tg, 1, RelationGetRelid(rel), "a reference column", refcols);
+	RRForeignKey *fk = &info->fk;
+	int			i;
+
+	if (!rr_find_foreign_key(RelationGetRelid(rel), nref, refcols, InvalidOid, fk))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("refund request table \"%s\" has no foreign key on the reference of trigger \"%s\"",
+						RelationGetRelationName(rel), tg->tgname),
+				 errdetail("The purchase a request names is found through the foreign key of its reference column(s), \"%s\".",
+						   tg->tgargs[1]),
+				 errhint("Add FOREIGN KEY (%s) REFERENCES the purchases table's key.", tg->tgargs[1])));
+	if ((fk->deltype != FKCONSTR_ACTION_NOACTION && fk->deltype != FKCONSTR_ACTION_RESTRICT) ||
+		(fk->updtype != FKCONSTR_ACTION_NOACTION && fk->updtype != FKCONSTR_ACTION_RESTRICT))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("foreign key \"%s\" of refund request table \"%s\" changes requests when their purchase changes",
+						fk->name, RelationGetRelationName(rel)),
+				 errdetail("A refund request must keep its purchase: ON DELETE and ON UPDATE must be NO ACTION or RESTRICT."),
+				 errhint("Recreate the foreign key without CASCADE, SET NULL or SET DEFAULT.")));
+
+	/* the purchases table: locked before anything is read of it */
+	LockRelationOid(fk->pkrel, RowShareLock);
+	if (!names_referenced_table(tg->tgargs[0], fk->pkrel) ||
+		(OidIsValid(tg->tgconstrrelid) && tg->tgconstrrelid != fk->pkrel))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" names purchases table \"%s\", but foreign key \"%s\" references \"%s\"",
+						tg->tgname, tg->tgargs[0], fk->name, rr_qualified_name(fk->pkrel)),
+				 errhint("Recreate the trigger naming the table the foreign key references.")));
+
+	/* the key columns, when given, are the ones the foreign key references */
+	*nargs_fixed = (tg->tgnargs >= 3 && strchr(tg->tgargs[2], '=') == NULL) ? 3 : 2;
+	if (*nargs_fixed == 3)
+	{
+		int			nkey = rr_column_list(tg, 2, fk->pkrel, "a key column", keycols);
+
+		for (i = 0; i < fk->nkeys; i++)
+		{
+			int			j;
+
+			for (j = 0; j < nref && refcols[j] != fk->fk_attnums[i]; j++)
+				;
+			if (nkey != nref || keycols[j] != fk->pk_attnums[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						 errmsg("trigger \"%s\" looks purchases up by column(s) \"%s\", but foreign key \"%s\" references other columns",
+								tg->tgname, tg->tgargs[2], fk->name),
+						 errhint("Pass the referenced columns as the key columns of enforce_refund_policy(), in the order of the reference columns.")));
+		}
+	}
+	rr_foreign_key_columns(info);
+}
+
+/*
+ * The lookups: the policy columns the purchases table has, by name, of the
+ * purchase the foreign key's operators find; FOR SHARE for the trigger.
+ */
+static void
+request_lookups(RRTriggerInfo *info)
+{
+	StringInfoData query;
+	int			f,
+				n = 0,
+				l;
+
+	initStringInfo(&query);
+	appendStringInfoString(&query, "SELECT ");
+	for (f = 0; f < NUM_FIELDS; f++)
+	{
+		AttrNumber	attnum = get_attnum(info->fk.pkrel, rr_field_names[f]);
+
+		info->field_attnum[f] = (attnum > 0) ? attnum : InvalidAttrNumber;
+		if (attnum > 0)
+			appendStringInfo(&query, "%sx.%s", n++ ? ", " : "", quote_identifier(rr_field_names[f]));
+	}
+	if (n == 0)
+		appendStringInfoString(&query, "NULL");
+	rr_append_from(&query, info->fk.pkrel);
+	rr_key_condition(&query, info, true);
+	info->lookups[RR_LOOKUP_ASK].query = pstrdup(query.data);
+	appendStringInfoString(&query, " FOR SHARE OF x");
+	info->lookups[RR_LOOKUP_LOCKED].query = query.data;
+	for (l = 0; l < RR_NUM_LOOKUPS; l++)
+	{
+		info->lookups[l].nargs = info->fk.nkeys;
+		memcpy(info->lookups[l].argtypes, info->fk_types, sizeof(Oid) * info->fk.nkeys);
+	}
+}
+
+/* Work out what an enforce_refund_policy() trigger reads (an RRBuildInfo). */
+static void
+build_request_trigger(TriggerData *td, RRTriggerInfo *info)
 {
 	Trigger    *tg = td->tg_trigger;
 	Relation	rel = td->tg_relation;
-	uint64		generation;
-	MemoryContext old;
-	List	   *refcols;
-	List	   *keycols;
 	int			nargs_fixed;
-	char	   *named;
-	Oid			purchases;
-	Oid			target;
-	const char *names[INDEX_MAX_KEYS] = {0};
-	StringInfoData query;
-	StringInfoData keylist;
-	int			f,
-				i;
 
 	if (tg->tgnargs < 2)
 		ereport(ERROR,
@@ -260,174 +266,159 @@ request_trigger_setup(FunctionCallInfo fcinfo, TriggerData *td, RequestTriggerSt
 				 errmsg_plural("trigger \"%s\" passes %d argument to enforce_refund_policy()",
 							   "trigger \"%s\" passes %d arguments to enforce_refund_policy()",
 							   tg->tgnargs, tg->tgname, tg->tgnargs),
-				 errhint("Pass the purchases table, the column(s) of the refund requests that reference it, optionally the key column(s) of the purchases table (default id), then options.")));
-
-	old = MemoryContextSwitchTo(ts->kept.mcxt);
-	ts->kept.relid = RelationGetRelid(rel);
-
-	/* The purchases table, locked before anything is read of it. */
-	purchases = rr_locked_table(tg, 0, rr_home_namespace(rel), RowShareLock, &named);
-	generation = rr_trigger_generation;
-	if (!OidIsValid(purchases))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("purchases table \"%s\" of trigger \"%s\" does not exist", named, tg->tgname),
-				 errhint("An unqualified name is looked up in the schema of the table the trigger is on.")));
-	ts->purchases = ts->kept.locked = purchases;
-	ts->purchases_name = rr_qualified_name(purchases);
-	rr_require_table(tg, purchases, "purchases table");
-	rr_lookup_extension_types(&ts->ext, get_func_namespace(fcinfo->flinfo->fn_oid));
+				 errhint("Pass the purchases table, the column(s) of the refund requests that reference it, optionally the key column(s) of the purchases table, then options.")));
+	info->tgname = pstrdup(tg->tgname);
+	bind_foreign_key(tg, rel, info, &nargs_fixed);
+	info->lock_relid = info->lookup_relid = info->fk.pkrel;
+	info->lockmode = RowShareLock;
+	info->lookup_owner = rr_relation_owner(info->fk.pkrel);
+	info->purchases_name = rr_qualified_name(info->fk.pkrel);
 
 	/*
 	 * Like a foreign key: the request table's owner must be allowed to read
-	 * the purchases and to lock them (REFERENCES), because the lookup runs
-	 * as the purchases table's owner.
+	 * the purchases and to lock them (REFERENCES), since the lookup runs as
+	 * the purchases table's owner.
 	 */
-	if (pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK ||
-		pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_REFERENCES) != ACLCHECK_OK)
+	if (pg_class_aclcheck(info->fk.pkrel, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK ||
+		pg_class_aclcheck(info->fk.pkrel, rel->rd_rel->relowner, ACL_REFERENCES) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(purchases)),
+				 errmsg("permission denied for table %s", get_rel_name(info->fk.pkrel)),
 				 errdetail("The owner of refund request table \"%s\" needs SELECT and REFERENCES on purchases table \"%s\".",
-						   RelationGetRelationName(rel), ts->purchases_name)));
+						   RelationGetRelationName(rel), info->purchases_name)));
 
-	/* The reference and the key; the third argument is a key unless an option. */
-	refcols = rr_column_list(tg, 1, RelationGetRelid(rel), "the reference columns");
-	nargs_fixed = (tg->tgnargs >= 3 && strchr(tg->tgargs[2], '=') == NULL) ? 3 : 2;
-	keycols = (nargs_fixed == 3) ? rr_column_list(tg, 2, purchases, "the key columns") : list_make1("id");
-	ts->nkeys = rr_setup_keys(tg, rel, refcols, "reference column", purchases, keycols,
-						   "key column", ts->keys,
-						   psprintf("refund request table \"%s\", purchases table \"%s\"",
-									RelationGetRelationName(rel), ts->purchases_name));
-	target = bind_purchases(tg, rel, purchases, named, ts);
-	if (target != purchases)
-	{
-		/* a Citus shard: its own columns, its own owner; messages keep the name */
-		purchases = ts->purchases = ts->kept.locked = target;
-		ts->nkeys = rr_setup_keys(tg, rel, refcols, "reference column", purchases, keycols,
-							   "key column", ts->keys,
-							   psprintf("refund request table \"%s\", purchases table \"%s\"",
-										RelationGetRelationName(rel), ts->purchases_name));
-		if (pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK ||
-			pg_class_aclcheck(purchases, rel->rd_rel->relowner, ACL_REFERENCES) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for table %s", get_rel_name(purchases))));
-	}
-	request_trigger_options(tg, nargs_fixed, ts);
-
-	request_column(ts, rel, REQ_REQUESTED_AT, true, rr_is_timestamptz_type,
+	request_trigger_options(tg, nargs_fixed, info);
+	request_column(info, rel, REQ_REQUESTED_AT, true, is_timestamptz_type,
 				   "timestamp with time zone");
-	request_column(ts, rel, REQ_KIND, false, rr_is_label_type,
+	request_column(info, rel, REQ_KIND, false, rr_is_label_type,
 				   "refund_rules.refund_kind (or another enum), text or character varying");
-	request_column(ts, rel, REQ_REQUESTED_BY_ROLE, !ts->session_requester, rr_is_label_type,
+	request_column(info, rel, REQ_REQUESTED_BY_ROLE, !info->session_requester, rr_is_label_type,
 				   "text, character varying or an enum");
-	ts->purchases_owner = rr_relation_owner(purchases);
-
-	/*
-	 * The query: the policy columns the table has, by name; ONLY for a
-	 * plain table, as foreign keys do (a partitioned one has no rows of its
-	 * own).  A column the table lacks is reported when a refund needs it.
-	 */
-	initStringInfo(&query);
-	appendStringInfoString(&query, "SELECT ");
-	for (f = 0; f < NUM_FIELDS; f++)
-	{
-		AttrNumber	attnum = get_attnum(purchases, rr_field_names[f]);
-
-		ts->field_attnum[f] = (attnum > 0) ? attnum : InvalidAttrNumber;
-		if (ts->field_attnum[f] != InvalidAttrNumber)
-			appendStringInfo(&query, "%st.%s", query.len > 7 ? ", " : "",
-							 quote_identifier(rr_field_names[f]));
-	}
-	if (query.len == 7)
-		appendStringInfoString(&query, "NULL");
-	initStringInfo(&keylist);
-	for (i = 0; i < ts->nkeys; i++)
-	{
-		names[i] = (const char *) list_nth(keycols, i);
-		appendStringInfo(&keylist, "%s%s", i ? ", " : "", names[i]);
-	}
-	ts->key_names = keylist.data;
-	appendStringInfo(&query, " FROM %s%s t WHERE %s",
-					 get_rel_relkind(purchases) == RELKIND_RELATION ? "ONLY " : "",
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(purchases)),
-												get_rel_name(purchases)),
-					 rr_key_condition(ts->nkeys, ts->keys, names));
-	ts->query_unlocked = pstrdup(query.data);
-	appendStringInfoString(&query, " FOR SHARE OF t");
-	ts->query = rr_typed_query(query.data, ts->nkeys, ts->keys);
-	MemoryContextSwitchTo(old);
-	ts->kept.generation = generation;
+	request_lookups(info);
 }
-
 
 /* On UPDATE, whether any column the check reads has changed. */
 static bool
-request_changed(const RequestTriggerState *ts, TupleDesc tupdesc, HeapTuple oldtup,
-				HeapTuple newtup)
+request_changed(const RRTriggerInfo *info, TupleDesc tupdesc, HeapTuple oldtup, HeapTuple newtup)
 {
 	int			c;
 
-	for (c = 0; c < ts->nkeys; c++)
-		if (rr_column_changed(tupdesc, ts->keys[c].given, oldtup, newtup))
+	for (c = 0; c < info->fk.nkeys; c++)
+		if (rr_column_changed(tupdesc, info->fk.fk_attnums[c], oldtup, newtup))
 			return true;
 	for (c = 0; c < NUM_REQUEST_COLUMNS; c++)
-		if (ts->attnum[c] != InvalidAttrNumber &&
-			rr_column_changed(tupdesc, ts->attnum[c], oldtup, newtup))
+		if (info->req_attnum[c] != InvalidAttrNumber &&
+			rr_column_changed(tupdesc, info->req_attnum[c], oldtup, newtup))
 			return true;
 	return false;
 }
 
+#if PG_VERSION_NUM < 160000
+/* Whether a role inherits the privileges of the roles it is a member of (15). */
+bool
+rr_role_inherits(Oid roleid)
+{
+	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
+	bool		result = false;
+
+	if (HeapTupleIsValid(tup))
+	{
+		result = ((Form_pg_authid) GETSTRUCT(tup))->rolinherit;
+		ReleaseSysCache(tup);
+	}
+	return result;
+}
+#endif
 
 /*
- * The requester's reasons; *role is the authorized role the decision used
- * (an index of authorized_roles), or -1.
+ * Whether role member can act as role: it has the role's privileges
+ * through memberships it inherits, as has_privs_of_role() decides, except
+ * that a superuser is not every role: it counts only through memberships
+ * of its own.  A membership without INHERIT (16 on: granted WITH INHERIT
+ * FALSE; 15: a member role with NOINHERIT) does not count, whatever SET
+ * allows, because the session does not hold that role's privileges.
  */
-static uint32
-requester_reasons(const RequestTriggerState *ts, const Datum *value, const bool *isnull, int *role)
+static bool
+acts_as_role(Oid member, Oid role)
 {
-	int			r;
+	List	   *pending = list_make1_oid(member);
+	List	   *seen = NIL;
+	bool		found = false;
 
-	*role = -1;
-	if (ts->session_requester)
+	while (pending != NIL && !found)
 	{
-		/* the current user's membership decides; nothing the row says */
-		for (r = 0; r < NUM_AUTHORIZED && *role < 0; r++)
-			if (OidIsValid(ts->role[r]) && is_member_of_role(GetUserId(), ts->role[r]))
-				*role = r;
-	}
-	else
-	{
-		char	   *label;
+		Oid			current = linitial_oid(pending);
+		CatCList   *grants;
+		int			i;
 
-		if (isnull[REQ_REQUESTED_BY_ROLE])
-			return REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE);
-		label = rr_label_value(value[REQ_REQUESTED_BY_ROLE], ts->atttype[REQ_REQUESTED_BY_ROLE]);
-		for (r = 0; r < NUM_AUTHORIZED && *role < 0; r++)
-			if (strcmp(label, authorized_roles[r]) == 0)
-				*role = r;
+		pending = list_delete_first(pending);
+		if (current == role)
+			found = true;
+		if (found || list_member_oid(seen, current))
+			continue;
+		seen = lappend_oid(seen, current);
+		if (!RR_ROLE_INHERITS(current))
+			continue;
+		grants = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(current));
+		for (i = 0; i < grants->n_members; i++)
+		{
+			Form_pg_auth_members form = (Form_pg_auth_members) GETSTRUCT(&grants->members[i]->tuple);
+
+			if (RR_GRANT_INHERITS(form))
+				pending = lappend_oid(pending, form->roleid);
+		}
+		ReleaseSysCacheList(grants);
 	}
-	return (*role < 0) ? REASON_BIT(REASON_REQUESTER_NOT_AUTHORIZED) : 0;
+	list_free(pending);
+	list_free(seen);
+	return found;
 }
 
+/*
+ * The requester's reasons.  With the session as the requester, the roles
+ * the current user acts as decide; a requested_by_role column, when there
+ * is one, must name the capacity used, so that the row records only a
+ * role the person holds.  Otherwise the column decides, as the
+ * application asserts it.
+ */
+static uint32
+requester_reasons(const RRTriggerInfo *info, const Datum *value, const bool *isnull)
+{
+	bool		has_column = info->req_attnum[REQ_REQUESTED_BY_ROLE] != InvalidAttrNumber;
+	char	   *label = NULL;
+	int			r;
+
+	if (has_column && isnull[REQ_REQUESTED_BY_ROLE])
+		return REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE);
+	if (has_column)
+		label = rr_label_value(value[REQ_REQUESTED_BY_ROLE], info->req_type[REQ_REQUESTED_BY_ROLE]);
+	for (r = 0; r < NUM_AUTHORIZED; r++)
+	{
+		if (label && strcmp(label, authorized_roles[r]) != 0)
+			continue;
+		if (!info->session_requester ||
+			(OidIsValid(info->role[r]) && acts_as_role(GetUserId(), info->role[r])))
+			return 0;
+	}
+	return REASON_BIT(REASON_REQUESTER_NOT_AUTHORIZED);
+}
 
 /*
  * The refund kind a request asks for; *known is false when the column is
  * NULL.  A label other than the two is bad data.
  */
 static RefundKind
-request_kind(const RequestTriggerState *ts, const Datum *value, const bool *isnull, bool *known)
+request_kind(const RRTriggerInfo *info, const Datum *value, const bool *isnull, bool *known)
 {
 	char	   *label;
 
 	*known = true;
-	if (ts->attnum[REQ_KIND] == InvalidAttrNumber)
+	if (info->req_attnum[REQ_KIND] == InvalidAttrNumber)
 		return KIND_PURCHASE;
 	*known = !isnull[REQ_KIND];
 	if (!*known)
 		return KIND_PURCHASE;
-	label = rr_label_value(value[REQ_KIND], ts->atttype[REQ_KIND]);
+	label = rr_label_value(value[REQ_KIND], info->req_type[REQ_KIND]);
 	if (strcmp(label, rr_kind_labels[KIND_TAX]) == 0)
 		return KIND_TAX;
 	if (strcmp(label, rr_kind_labels[KIND_PURCHASE]) != 0)
@@ -435,103 +426,72 @@ request_kind(const RequestTriggerState *ts, const Datum *value, const bool *isnu
 	return KIND_PURCHASE;
 }
 
-
 /*
- * Fetch the purchase, locked FOR SHARE unless only asked about; false when
- * there is none.
+ * Fetch the purchase of a key (the request's values, the foreign key's
+ * types), locked FOR SHARE unless only asked about; false when there is
+ * none.  The result is read by its own descriptor.  A stored value that
+ * is bad data is shown only to who may read the purchase.
  */
 static bool
-fetch_purchase(RequestTriggerState *ts, Datum *params, const Datum *given, const Oid *given_types,
-			   RefundKind kind, bool lock, Purchase *p)
+fetch_purchase(RRTriggerInfo *info, Datum *key, RefundKind kind, bool lock, bool shown,
+			   Purchase *p)
 {
-	Oid			argtypes[INDEX_MAX_KEYS];
-	SPIPlanPtr	plan;
-	TupleDesc	result;
-	int			i;
+	PurchaseReader reader;
+	bool		found;
 
-	for (i = 0; i < ts->nkeys; i++)
-		argtypes[i] = ts->keys[i].param_type;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = lock ? rr_kept_plan(&ts->kept, ts->query, ts->nkeys, argtypes)
-		: SPI_prepare(ts->query_unlocked, ts->nkeys, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	/* two rows are asked for, to tell a key that is not unique */
-	rr_run_lookup(plan, params, ts->purchases_owner, 2, false);
-	if (SPI_processed > 1)
+	rr_run_lookup(info, lock ? RR_LOOKUP_LOCKED : RR_LOOKUP_ASK, key, 1, false);
+	found = (SPI_processed > 0);
+	if (found)
 	{
-		char	   *key = rr_key_text(ts->nkeys, given, given_types);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_CARDINALITY_VIOLATION),
-				 errmsg("purchase \"%s\" is not unique", key),
-				 errdetail("Key (%s)=(%s) matches more than one row of purchases table \"%s\".",
-						   ts->key_names, key, ts->purchases_name),
-				 errhint("Make the key of the purchases table unique.")));
+		memset(&reader, 0, sizeof(reader));
+		rr_reader_init_row(&reader, &info->ext, SPI_tuptable->tupdesc, RECORDOID, -1,
+						   psprintf("purchases table \"%s\"", info->purchases_name),
+						   CurrentMemoryContext);
+		reader.values_hidden = !shown;
+		rr_reader_require(&reader, rr_fields_for_kind(kind));
+		rr_read_purchase_tuple(&reader, &info->ext, SPI_tuptable->vals[0],
+							   rr_fields_for_kind(kind), p);
 	}
-	if (SPI_processed == 0)
-	{
-		SPI_finish();
-		return false;
-	}
-
-	/* the result's own descriptor, checked column by column */
-	result = SPI_tuptable->tupdesc;
-	if (!rr_reader_fits(&ts->reader, result))
-		rr_reader_init_row(&ts->reader, &ts->ext, result, RECORDOID, -1,
-						psprintf("purchases table \"%s\"", ts->purchases_name), ts->kept.mcxt);
-	rr_reader_require(&ts->reader, rr_fields_for_kind(kind));
-	rr_read_purchase_tuple(&ts->reader, &ts->ext, SPI_tuptable->vals[0], rr_fields_for_kind(kind), p);
 	SPI_finish();
-	return true;
+	return found;
 }
-
 
 /* What the request trigger decided about one row. */
 typedef struct RequestJudgement
 {
-	RequestTriggerState *ts;
+	RRTriggerInfo *info;
 	bool		judged;			/* false: an UPDATE that changes nothing checked */
 	Refusal		f;				/* f.reasons == 0: allowed */
 	Purchase	p;
-	int			role;			/* the authorized role used, or -1 */
-	Datum		given[INDEX_MAX_KEYS];	/* the key as the request wrote it */
-	Oid			given_types[INDEX_MAX_KEYS];
+	Datum		key[INDEX_MAX_KEYS];	/* the key as the request wrote it */
 } RequestJudgement;
 
-
 /*
- * Judge the new row of a request trigger's event: everything but raising
- * the refusal.  The trigger locks the purchase FOR SHARE; asking (the
- * pre-check) does not, and judges a request made now, whatever moment the
- * row says, so the answer tells no more than a request made now would.  Missing purchases and bad data raise here; what the
- * refusal may show (f.purchase_shown) is left to the caller.
+ * Judge the stored row of a request trigger's event: everything but
+ * raising the refusal.  The purchase is judged at the database's clock
+ * when the row is written; the trigger locks it FOR SHARE.  Asking (the
+ * pre-check) does not lock, and judges a request made now, whatever moment
+ * the row says.  Missing purchases and bad data raise here.
  */
 static void
-judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool asking, RequestJudgement *j)
+judge_request(TriggerData *td, bool asking, RequestJudgement *j)
 {
 	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
-	HeapTuple	newtup = is_update ? td->tg_newtuple : td->tg_trigtuple;
-	RequestTriggerState *ts;
-	bool		stale;
+	HeapTuple	newtup = rr_stored_row(td);
+	RRTriggerInfo *info;
 	Datum		value[NUM_REQUEST_COLUMNS];
 	bool		isnull[NUM_REQUEST_COLUMNS];
-	Datum		params[INDEX_MAX_KEYS];
 	bool		kind_known;
 	RefundKind	kind;
+	bool		moment_written;
 	int			c;
 
 	memset(j, 0, sizeof(RequestJudgement));
-	ts = (RequestTriggerState *) rr_kept_state(rr_kept_states(&request_trigger_states,
-														"refund_rules request triggers",
-														sizeof(RequestTriggerState)),
-											sizeof(RequestTriggerState), td, &stale);
-	if (stale)
-		request_trigger_setup(fcinfo, td, ts);
-	j->ts = ts;
-	if (is_update && !request_changed(ts, tupdesc, td->tg_trigtuple, newtup))
+	info = j->info = rr_trigger_info(td, build_request_trigger);
+	if (is_update && !request_changed(info, tupdesc, td->tg_trigtuple, newtup))
 		return;
 	j->judged = true;
 
@@ -539,111 +499,89 @@ judge_request(FunctionCallInfo fcinfo, TriggerData *td, bool asking, RequestJudg
 	{
 		value[c] = (Datum) 0;
 		isnull[c] = true;
-		if (ts->attnum[c] != InvalidAttrNumber)
-			value[c] = heap_getattr(newtup, ts->attnum[c], tupdesc, &isnull[c]);
+		if (info->req_attnum[c] != InvalidAttrNumber)
+			value[c] = heap_getattr(newtup, info->req_attnum[c], tupdesc, &isnull[c]);
 	}
+	moment_written = !is_update ||
+		rr_column_changed(tupdesc, info->req_attnum[REQ_REQUESTED_AT], td->tg_trigtuple, newtup);
 	if (asking)
 	{
 		/* a request made now: what DEFAULT now() writes, whatever the row says */
 		value[REQ_REQUESTED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		isnull[REQ_REQUESTED_AT] = false;
+		moment_written = true;
 	}
-	kind = request_kind(ts, value, isnull, &kind_known);
+	kind = request_kind(info, value, isnull, &kind_known);
 
-	/* The key, converted as the user who writes the request. */
-	c = rr_read_key(ts->nkeys, ts->keys, newtup, tupdesc, j->given, j->given_types, params);
+	c = rr_read_key(info, false, newtup, tupdesc, j->key);
 	if (c >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("refund request does not name a purchase"),
 				 errdetail("Column \"%s\" is NULL.",
-						   NameStr(TupleDescAttr(tupdesc, ts->keys[c].given - 1)->attname)),
-				 errtable(td->tg_relation)));
+						   NameStr(TupleDescAttr(tupdesc, info->fk.fk_attnums[c] - 1)->attname)),
+				 errtableconstraint(td->tg_relation, info->tgname)));
 
-	if (!fetch_purchase(ts, params, j->given, j->given_types, kind, !asking, &j->p))
+	j->f.purchase_shown = rr_columns_readable(info->fk.pkrel, NUM_FIELDS, info->field_attnum);
+	if (!fetch_purchase(info, j->key, kind, !asking, j->f.purchase_shown, &j->p))
 	{
-		char	   *key = rr_key_text(ts->nkeys, j->given, j->given_types);
+		char	   *key = rr_key_text(info->fk.nkeys, j->key, info->fk_types);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("purchase \"%s\" does not exist", key),
 				 errdetail("Key (%s)=(%s) is not present in purchases table \"%s\".",
-						   ts->key_names, key, ts->purchases_name),
-				 errtable(td->tg_relation)));
+						   info->key_names, key, info->purchases_name),
+				 errtableconstraint(td->tg_relation, info->tgname)));
 	}
+	rr_recheck_state(info, "enforce_refund_policy()");
 
 	/* The moment is the database's, read once the purchase is locked. */
 	if (!kind_known)
 		j->f.reasons = REASON_BIT(REASON_MISSING_KIND);
-	else if (isnull[REQ_REQUESTED_AT])
-		j->f.reasons = rr_refund_reasons(&j->p, 0, false, kind);
 	else
 		j->f.reasons = rr_written_refund_reasons(&j->p, DatumGetTimestampTz(value[REQ_REQUESTED_AT]),
-											  !is_update || rr_column_changed(tupdesc, ts->attnum[REQ_REQUESTED_AT],
-																		   td->tg_trigtuple, newtup),
-											  ts->max_lag, kind);
-	j->f.reasons |= requester_reasons(ts, value, isnull, &j->role);
+												 !isnull[REQ_REQUESTED_AT], moment_written,
+												 info->max_lag, kind);
+	j->f.reasons |= requester_reasons(info, value, isnull);
 
 	j->f.kind_known = kind_known;
 	j->f.kind = kind;
 	j->f.p = &j->p;
-	j->f.purchases_name = ts->purchases_name;
+	j->f.purchases_name = info->purchases_name;
 	j->f.moment_column = request_column_names[REQ_REQUESTED_AT];
-	j->f.lag = ts->max_lag;
-	j->f.schema_name = get_namespace_name(RelationGetNamespace(td->tg_relation));
-	j->f.table_name = RelationGetRelationName(td->tg_relation);
+	j->f.lag = info->max_lag;
+	j->f.relation = td->tg_relation;
+	j->f.constraint_name = info->tgname;
+	j->f.dry_run = info->dry_run;
 }
 
-
 /*
- * enforce_refund_policy() is a BEFORE INSERT OR UPDATE row trigger for a
+ * enforce_refund_policy() is an AFTER INSERT OR UPDATE row trigger for a
  * table of refund requests.  Arguments: the purchases table, the column(s)
- * of the request that reference it, the purchases' key column(s) (default
- * id), then options: requester=column|session, mpn_partner_admin_role=ROLE,
- * account_admin_role=ROLE, max_lag=INTERVAL.  It returns the new row (with
- * the role the decision used, when the session is the requester), or
- * raises when the refund is not allowed.
+ * of the request that reference it, the purchases' key column(s) (default:
+ * those of the foreign key), then options: requester=column|session,
+ * mpn_partner_admin_role=ROLE, account_admin_role=ROLE, max_lag=INTERVAL,
+ * mode=enforce|dry_run.  It raises check_violation when the refund is not
+ * allowed (a warning with mode=dry_run).
  */
 PG_FUNCTION_INFO_V1(enforce_refund_policy);
 Datum
 enforce_refund_policy(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = rr_trigger_data(fcinfo, "enforce_refund_policy()", true);
-	HeapTuple	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	TriggerData *td = rr_check_trigger(fcinfo, "enforce_refund_policy()");
 	RequestJudgement j;
-	RequestTriggerState *ts;
 
-	judge_request(fcinfo, td, false, &j);
-	ts = j.ts;
-	if (!j.judged)
-		return PointerGetDatum(newtup);
-	if (j.f.reasons)
+	judge_request(td, false, &j);
+	if (j.judged && j.f.reasons)
 	{
-		j.f.purchase_shown = rr_columns_readable(ts->purchases, NUM_FIELDS, ts->field_attnum);
-		j.f.purchase_key = rr_key_text(ts->nkeys, j.given, j.given_types);
+		j.f.purchase_key = rr_key_text(j.info->fk.nkeys, j.key, j.info->fk_types);
 		rr_report_refused(&j.f);
 	}
-
-	/* With the session as the requester, the row records the role used. */
-	if (ts->session_requester && ts->attnum[REQ_REQUESTED_BY_ROLE] != InvalidAttrNumber)
-	{
-		Oid			input;
-		Oid			ioparam;
-		int			attnum = ts->attnum[REQ_REQUESTED_BY_ROLE];
-		Datum		label;
-		bool		label_null = false;
-
-		getTypeInputInfo(ts->atttype[REQ_REQUESTED_BY_ROLE], &input, &ioparam);
-		label = OidInputFunctionCall(input, (char *) authorized_roles[j.role], ioparam,
-									 ts->atttypmod[REQ_REQUESTED_BY_ROLE]);
-		newtup = heap_modify_tuple_by_cols(newtup, RelationGetDescr(td->tg_relation), 1,
-										   &attnum, &label, &label_null);
-	}
-	return PointerGetDatum(newtup);
+	return PointerGetDatum(NULL);
 }
 
-
-/* The enabled enforce_refund_policy() trigger of a request table. */
+/* A copy of the enforce_refund_policy() trigger of a request table that fires. */
 static Trigger *
 request_trigger_of(Relation rel, Oid trigger_func)
 {
@@ -660,8 +598,7 @@ request_trigger_of(Relation rel, Oid trigger_func)
 			? (tg->tgenabled == TRIGGER_FIRES_ON_REPLICA || tg->tgenabled == TRIGGER_FIRES_ALWAYS)
 			: (tg->tgenabled == TRIGGER_FIRES_ON_ORIGIN || tg->tgenabled == TRIGGER_FIRES_ALWAYS);
 
-		if (tg->tgfoid != trigger_func || !fires ||
-			!TRIGGER_FOR_ROW(tg->tgtype) || !TRIGGER_FOR_BEFORE(tg->tgtype) ||
+		if (tg->tgfoid != trigger_func || !fires || !TRIGGER_FOR_ROW(tg->tgtype) ||
 			!TRIGGER_FOR_INSERT(tg->tgtype))
 			continue;
 		if (found)
@@ -671,24 +608,41 @@ request_trigger_of(Relation rel, Oid trigger_func)
 							RelationGetRelationName(rel))));
 		found = tg;
 	}
+	if (found)
+		rr_check_declaration(found, rel, "enforce_refund_policy()");
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" has no enforce_refund_policy() trigger that fires",
 						RelationGetRelationName(rel)),
 				 errhint("refund_request_status() answers for a table whose refund requests the trigger checks.")));
-	return found;
-}
+	/* copied: the relcache entry may be rebuilt by what follows */
+	{
+		Trigger    *copy = palloc(sizeof(Trigger));
+		int			a;
 
+		memcpy(copy, found, sizeof(Trigger));
+		copy->tgname = pstrdup(found->tgname);
+		copy->tgargs = palloc(sizeof(char *) * Max(found->tgnargs, 1));
+		for (a = 0; a < found->tgnargs; a++)
+			copy->tgargs[a] = pstrdup(found->tgargs[a]);
+		copy->tgattr = NULL;
+		copy->tgnattr = 0;
+		copy->tgqual = NULL;
+		copy->tgoldtable = copy->tgnewtable = NULL;
+		return copy;
+	}
+}
 
 /*
  * refund_request_status(request anyelement) returns (allowed boolean,
  * reasons text[], deadline timestamptz): what the enforce_refund_policy()
  * trigger of the request's table would decide for inserting this row now,
- * without inserting it or locking the purchase.  A NULL requested_at
- * stands for the column's default, now().  The caller must be allowed to
+ * without inserting it or locking the purchase.  The row's requested_at is
+ * ignored: the request is one made now.  The caller must be allowed to
  * insert into the table; the purchase's own reasons and its deadline are
  * shown as in the trigger's refusals.  Other errors are the trigger's.
+ * Writes nothing: works in a read-only transaction and on a standby.
  */
 PG_FUNCTION_INFO_V1(refund_request_status);
 Datum
@@ -696,22 +650,18 @@ refund_request_status(PG_FUNCTION_ARGS)
 {
 	Oid			rowtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
 	Oid			relid = OidIsValid(rowtype) ? get_typ_typrelid(getBaseType(rowtype)) : InvalidOid;
-	Oid			trigger_func;
+	char		relkind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
 	Oid			noargs[1] = {InvalidOid};
 	Relation	rel;
 	TriggerData td;
 	HeapTupleData tuple;
 	RequestJudgement j;
 	TupleDesc	result_desc;
-	const char *codes[NUM_REASONS];
-	Datum		elems[NUM_REASONS];
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 	TimestampTz deadline;
-	int			n,
-				i;
 
-	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
+	if ((relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE) ||
 		getBaseType(rowtype) != get_rel_type_id(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -728,32 +678,24 @@ refund_request_status(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	trigger_func = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
-								   CStringGetDatum("enforce_refund_policy"),
-								   PointerGetDatum(buildoidvector(noargs, 0)),
-								   ObjectIdGetDatum(get_func_namespace(fcinfo->flinfo->fn_oid)));
 	rel = table_open(relid, AccessShareLock);
-
-	/* the trigger's event, as an INSERT of this row would fire it */
+	memset(&td, 0, sizeof(td));
+	td.type = T_TriggerData;
+	td.tg_event = TRIGGER_EVENT_INSERT | TRIGGER_EVENT_ROW;
+	td.tg_relation = rel;
+	td.tg_trigger = request_trigger_of(rel, GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+															CStringGetDatum("enforce_refund_policy"),
+															PointerGetDatum(buildoidvector(noargs, 0)),
+															ObjectIdGetDatum(get_func_namespace(fcinfo->flinfo->fn_oid))));
 	tuple.t_data = PG_GETARG_HEAPTUPLEHEADER(0);
 	tuple.t_len = HeapTupleHeaderGetDatumLength(tuple.t_data);
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = relid;
-	memset(&td, 0, sizeof(td));
-	td.type = T_TriggerData;
-	td.tg_event = TRIGGER_EVENT_INSERT | TRIGGER_EVENT_ROW | TRIGGER_EVENT_BEFORE;
-	td.tg_relation = rel;
 	td.tg_trigtuple = &tuple;
-	td.tg_trigger = request_trigger_of(rel, trigger_func);
 
-	judge_request(fcinfo, &td, true, &j);
-	j.f.purchase_shown = rr_columns_readable(j.ts->purchases, NUM_FIELDS, j.ts->field_attnum);
-	n = rr_refusal_codes(&j.f, codes);
-	for (i = 0; i < n; i++)
-		elems[i] = CStringGetTextDatum(codes[i]);
+	judge_request(&td, true, &j);
 	values[0] = BoolGetDatum(j.f.reasons == 0);
-	values[1] = PointerGetDatum(n ? construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT)
-								: construct_empty_array(TEXTOID));
+	values[1] = rr_refusal_array(&j.f);
 	if (rr_refusal_deadline(&j.f, &deadline))
 		values[2] = TimestampTzGetDatum(deadline);
 	else
@@ -761,4 +703,3 @@ refund_request_status(PG_FUNCTION_ARGS)
 	table_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }
-

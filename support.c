@@ -28,205 +28,20 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_am.h"
-#include "catalog/pg_proc.h"
-#include "commands/defrem.h"
 #include "nodes/makefuncs.h"
 #include "nodes/supportnodes.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
-#include "utils/builtins.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/selfuncs.h"
-#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "refund_rules.h"
 
-typedef struct Rewrite
-{
-	const char *row_form;		/* the whole-row function */
-	const char *column_form;	/* the function it becomes */
-	const char *symbol;			/* its C function in this library */
-	uint32		layout;			/* the columns passed, in field order */
-	bool		takes_kind;		/* a kind argument follows as_of */
-	int			window_kind;	/* the window added as a range, or -1 */
-} Rewrite;
-
-
-enum
-{
-	REWRITE_REFUND_ELIGIBLE,
-	REWRITE_TAX_REFUND_ELIGIBLE,
-	REWRITE_REASONS,
-	REWRITE_STATUS,
-	NUM_REWRITES
-};
-
-
-static const Rewrite rewrites[NUM_REWRITES] = {
-	{"refund_eligible", "_refund_eligible", "refund_eligible_columns", FIELDS_REFUND, false, KIND_PURCHASE},
-	{"tax_refund_eligible", "_tax_refund_eligible", "tax_refund_eligible_columns", FIELDS_TAX, false, KIND_TAX},
-	{"refund_ineligibility_reasons", "_refund_ineligibility_reasons", "refund_ineligibility_reasons_columns", FIELDS_ALL, true, -1},
-	{"refund_status", "_refund_status", "refund_status_columns", FIELDS_ALL, false, -1},
-};
-
-
-/*
- * The extension's catalog entries the planner support uses, looked up once
- * per backend and forgotten whenever pg_proc, pg_type, pg_enum or
- * pg_namespace change (DROP and CREATE EXTENSION give new OIDs).
- */
-typedef struct SupportCatalog
-{
-	bool		valid;
-	ExtensionTypes ext;
-	Oid			row_form[NUM_REWRITES];
-	Oid			column_form[NUM_REWRITES];
-	Oid			window_start;	/* refund_window_start(timestamptz, refund_kind) */
-	Oid			tstz_le;		/* timestamptz <= timestamptz, and its function */
-	Oid			tstz_le_func;
-	Oid			tstz_ge;		/* timestamptz >= timestamptz, and its function */
-	Oid			tstz_ge_func;
-} SupportCatalog;
-
-
-static SupportCatalog support_catalog;
-static uint64 support_catalog_generation = 0;	/* counts invalidations */
-static bool support_callbacks_registered = false;
-
-
-static void
-support_catalog_changed(Datum arg pg_attribute_unused(), int cacheid pg_attribute_unused(),
-						uint32 hashvalue pg_attribute_unused())
-{
-	support_catalog.valid = false;
-	support_catalog_generation++;
-}
-
-
-/* A function of the extension by name and argument types, or InvalidOid. */
-static Oid
-extension_function(Oid nsp, const char *name, int nargs, const Oid *argtypes)
-{
-	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
-						   CStringGetDatum(name),
-						   PointerGetDatum(buildoidvector(argtypes, nargs)),
-						   ObjectIdGetDatum(nsp));
-}
-
-
-/* Whether a C function's catalog entry names this symbol of the library. */
-static bool
-function_is_symbol(Oid funcid, const char *symbol)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	bool		isnull;
-	Datum		prosrc;
-	bool		result;
-
-	if (!HeapTupleIsValid(tup))
-		return false;
-	prosrc = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
-	result = !isnull && strcmp(TextDatumGetCString(prosrc), symbol) == 0;
-	ReleaseSysCache(tup);
-	return result;
-}
-
-
-static Oid
-timestamptz_operator(int strategy)
-{
-	Oid			opfamily = get_opclass_family(GetDefaultOpClass(TIMESTAMPTZOID, BTREE_AM_OID));
-	Oid			opno = get_opfamily_member(opfamily, TIMESTAMPTZOID, TIMESTAMPTZOID, strategy);
-
-	if (!OidIsValid(opno))
-		elog(ERROR, "no timestamptz comparison for strategy %d", strategy);
-	return opno;
-}
-
-
-/*
- * The catalog entries, from the schema of the function being simplified
- * (every function that names this support function is the extension's).
- * No privilege checks: planning a query must not depend on who plans it
- * (index predicates and constraints are simplified by whoever comes first).
- * NULL while a function is missing (in the middle of CREATE EXTENSION) or
- * is not this library's (an older version's script, before ALTER EXTENSION
- * UPDATE): then nothing is rewritten, and the calls work as they are.
- */
-static const SupportCatalog *
-get_support_catalog(Oid funcid)
-{
-	SupportCatalog cat;
-	uint64		generation;
-	Oid			nsp;
-	Oid			argtypes[FUNC_MAX_ARGS];
-	int			r;
-	int			i;
-
-	if (support_catalog.valid)
-		return &support_catalog;
-	if (!support_callbacks_registered)
-	{
-		CacheRegisterSyscacheCallback(PROCOID, support_catalog_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(TYPEOID, support_catalog_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(ENUMOID, support_catalog_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, support_catalog_changed, (Datum) 0);
-		support_callbacks_registered = true;
-	}
-
-	generation = support_catalog_generation;
-	memset(&cat, 0, sizeof(cat));
-	nsp = get_func_namespace(funcid);
-	if (!OidIsValid(nsp))
-		return NULL;
-	rr_lookup_extension_types(&cat.ext, nsp);
-	for (r = 0; r < NUM_REWRITES; r++)
-	{
-		const Rewrite *rw = &rewrites[r];
-		int			ncols = pg_popcount32(rw->layout);
-
-		argtypes[0] = RECORDOID;
-		argtypes[1] = TIMESTAMPTZOID;
-		argtypes[2] = cat.ext.refund_kind;
-		cat.row_form[r] = extension_function(nsp, rw->row_form, rw->takes_kind ? 3 : 2, argtypes);
-
-		for (i = 0; i < ncols; i++)
-			argtypes[i] = ANYOID;
-		argtypes[ncols] = TIMESTAMPTZOID;
-		argtypes[ncols + 1] = cat.ext.refund_kind;
-		cat.column_form[r] = extension_function(nsp, rw->column_form,
-												ncols + (rw->takes_kind ? 2 : 1), argtypes);
-		if (!OidIsValid(cat.row_form[r]) || !OidIsValid(cat.column_form[r]) ||
-			!function_is_symbol(cat.column_form[r], rw->symbol))
-			return NULL;
-	}
-	argtypes[0] = TIMESTAMPTZOID;
-	argtypes[1] = cat.ext.refund_kind;
-	cat.window_start = extension_function(nsp, "refund_window_start", 2, argtypes);
-	if (!OidIsValid(cat.window_start))
-		return NULL;
-	cat.tstz_le = timestamptz_operator(BTLessEqualStrategyNumber);
-	cat.tstz_le_func = get_opcode(cat.tstz_le);
-	cat.tstz_ge = timestamptz_operator(BTGreaterEqualStrategyNumber);
-	cat.tstz_ge_func = get_opcode(cat.tstz_ge);
-
-	/*
-	 * Good for this call either way; kept for the next ones only when no
-	 * invalidation arrived during the lookups.
-	 */
-	support_catalog = cat;
-	support_catalog.valid = (generation == support_catalog_generation);
-	return &support_catalog;
-}
-
-
 /* The rewrite whose row form funcid is, or -1. */
 static int
-rewrite_of(const SupportCatalog *cat, Oid funcid)
+rewrite_of(const RRCatalog *cat, Oid funcid)
 {
 	int			r;
 
@@ -237,7 +52,7 @@ rewrite_of(const SupportCatalog *cat, Oid funcid)
 }
 
 
-#if PG_VERSION_NUM >= 180000
+#if RR_HAS_GROUP_RTE
 /*
  * PostgreSQL 18 on: whether an expression holds a Var (or placeholder)
  * marked as nulled by the grouping step (the grouping RTE in its nulling
@@ -269,7 +84,7 @@ row_nullable_by_grouping(PlannerInfo *root, Node *row)
 {
 	if (root == NULL || root->parse->groupingSets == NIL)
 		return false;
-#if PG_VERSION_NUM >= 180000
+#if RR_HAS_GROUP_RTE
 
 	/*
 	 * From 18 on, the target list and HAVING are simplified while a grouped
@@ -319,21 +134,16 @@ row_nullable_by_grouping(PlannerInfo *root, Node *row)
  * False when it cannot be proven safe; then the call stays as it is.
  */
 static bool
-row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *ext,
-			List **columns, Node **purchased_at)
+row_source(PlannerInfo *root, Node *row, Var **var, RowExpr **rowexpr, Oid *rowtype)
 {
-	Var		   *var = NULL;
-	RowExpr    *rowexpr = NULL;
-	Oid			rowtype;
-	TupleDesc	tupdesc;
-	bool		ok = true;
-	int			f;
-
+	*var = NULL;
+	*rowexpr = NULL;
 	if (IsA(row, Var))
 	{
-		var = (Var *) row;
-		if (var->varattno != 0 || var->varlevelsup != 0 ||
-			!OidIsValid(get_typ_typrelid(var->vartype)))
+		Var		   *v = (Var *) row;
+
+		if (v->varattno != 0 || v->varlevelsup != 0 ||
+			!OidIsValid(get_typ_typrelid(v->vartype)))
 			return false;
 
 		/*
@@ -346,27 +156,62 @@ row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *e
 		{
 			RangeTblEntry *rte;
 
-			if (var->varno < 1 || var->varno > list_length(root->parse->rtable))
+			if (v->varno < 1 || v->varno > list_length(root->parse->rtable))
 				return false;
-			rte = rt_fetch(var->varno, root->parse->rtable);
-			if (rte->rtekind != RTE_RELATION || get_rel_type_id(rte->relid) != var->vartype)
+			rte = rt_fetch(v->varno, root->parse->rtable);
+			if (rte->rtekind != RTE_RELATION || get_rel_type_id(rte->relid) != v->vartype)
 				return false;
 		}
-		rowtype = var->vartype;
+		*var = v;
+		*rowtype = v->vartype;
 	}
 	else if (IsA(row, RowExpr))
 	{
-		rowexpr = (RowExpr *) row;
-		if (rowexpr->row_typeid == RECORDOID)
+		*rowexpr = (RowExpr *) row;
+		if ((*rowexpr)->row_typeid == RECORDOID)
 			return false;
-		rowtype = rowexpr->row_typeid;
+		*rowtype = (*rowexpr)->row_typeid;
 	}
 	else
 		return false;
+	return !row_nullable_by_grouping(root, row);
+}
 
-	if (row_nullable_by_grouping(root, row))
+/*
+ * The expression of one column of the row: a Var that means what the
+ * whole-row Var meant (nulled by the same outer joins, the same old or new
+ * row in RETURNING), or the RowExpr's argument.  NULL for a column that
+ * stores nothing (a virtual generated column, 18 on).
+ */
+static Node *
+row_column(Var *var, RowExpr *rowexpr, Form_pg_attribute att)
+{
+	Var		   *colvar;
+
+	if (rowexpr)
+		return copyObject(list_nth(rowexpr->args, att->attnum - 1));
+	if (RR_VIRTUAL_GENERATED(att))
+		return NULL;
+	colvar = makeVar(var->varno, att->attnum, att->atttypid, att->atttypmod,
+					 att->attcollation, 0);
+	rr_copy_var_markings(colvar, var);
+	colvar->location = var->location;
+	return (Node *) colvar;
+}
+
+static bool
+row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *ext,
+			List **columns, Node **purchased_at)
+{
+	Var		   *var;
+	RowExpr    *rowexpr;
+	Oid			rowtype;
+	TupleDesc	tupdesc;
+	bool		ok = true;
+	int			f;
+
+	if (!row_source(root, row, &var, &rowexpr, &rowtype))
 		return false;
-
 	tupdesc = lookup_rowtype_tupdesc(rowtype, -1);
 	if (rowexpr && list_length(rowexpr->args) != tupdesc->natts)
 		ok = false;
@@ -378,42 +223,14 @@ row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *e
 		if (!(layout & FIELD_BIT(f)))
 			continue;
 		att = rr_find_field_column(tupdesc, (PurchaseField) f);
-		if (att == NULL || rr_value_kind_for(ext, (PurchaseField) f, att->atttypid) == VALUE_UNUSABLE)
+		/* a column that is missing or unusable: the call raises at run time */
+		col = (att == NULL || rr_value_kind_for(ext, (PurchaseField) f, att->atttypid) == VALUE_UNUSABLE)
+			? NULL : row_column(var, rowexpr, att);
+		if (col == NULL)
 		{
-			ok = false;			/* the call raises the error at run time */
+			ok = false;
 			break;
 		}
-		if (var)
-		{
-			Var		   *colvar;
-
-#ifdef ATTRIBUTE_GENERATED_VIRTUAL
-
-			/*
-			 * PostgreSQL 18's virtual generated columns store nothing: a Var
-			 * made here, after the rewriter expanded them, would read NULL.
-			 */
-			if (att->attgenerated == ATTRIBUTE_GENERATED_VIRTUAL)
-			{
-				ok = false;
-				break;
-			}
-#endif
-			colvar = makeVar(var->varno, att->attnum, att->atttypid,
-							 att->atttypmod, att->attcollation, 0);
-#if PG_VERSION_NUM >= 160000
-			/* nulled by the same outer joins as the row */
-			colvar->varnullingrels = bms_copy(var->varnullingrels);
-#endif
-#if PG_VERSION_NUM >= 180000
-			/* the old or the new row in RETURNING, as the row */
-			colvar->varreturningtype = var->varreturningtype;
-#endif
-			colvar->location = var->location;
-			col = (Node *) colvar;
-		}
-		else
-			col = copyObject(list_nth(rowexpr->args, att->attnum - 1));
 		*columns = lappend(*columns, col);
 		if (f == FIELD_PURCHASED_AT)
 			*purchased_at = col;
@@ -437,7 +254,7 @@ timestamptz_comparison(Oid opno, Oid opfuncid, Node *left, Node *right)
 
 /* The range on purchased_at that the window of this kind implies. */
 static List *
-window_range(const SupportCatalog *cat, PlannerInfo *root, Node *purchased_at, Node *as_of,
+window_range(const RRCatalog *cat, PlannerInfo *root, Node *purchased_at, Node *as_of,
 			 RefundKind kind)
 {
 	Const	   *kindconst = makeConst(cat->ext.refund_kind, -1, InvalidOid, sizeof(Oid),
@@ -461,7 +278,7 @@ static Node *
 simplify_call(SupportRequestSimplify *req)
 {
 	FuncExpr   *fexpr = req->fcall;
-	const SupportCatalog *cat = get_support_catalog(fexpr->funcid);
+	const RRCatalog *cat = rr_catalog(get_func_namespace(fexpr->funcid));
 	const Rewrite *rw;
 	int			r;
 	List	   *args = NIL;
@@ -469,9 +286,9 @@ simplify_call(SupportRequestSimplify *req)
 	Node	   *as_of;
 	FuncExpr   *call;
 
-	if (cat == NULL || (r = rewrite_of(cat, fexpr->funcid)) < 0)
+	if (!cat->rewrites_ok || (r = rewrite_of(cat, fexpr->funcid)) < 0)
 		return NULL;
-	rw = &rewrites[r];
+	rw = &rr_rewrites[r];
 	if (list_length(fexpr->args) != (rw->takes_kind ? 3 : 2))
 		return NULL;
 	if (contain_volatile_functions((Node *) fexpr->args))
@@ -512,12 +329,12 @@ simplify_call(SupportRequestSimplify *req)
 static bool
 estimate_selectivity(SupportRequestSelectivity *req)
 {
-	const SupportCatalog *cat;
+	const RRCatalog *cat;
 	List	   *conditions = NIL;
 	Selectivity s = 1.0;
 	ListCell   *lc;
 
-	if (req->is_join || (cat = get_support_catalog(req->funcid)) == NULL)
+	if (req->is_join || !(cat = rr_catalog(get_func_namespace(req->funcid)))->rewrites_ok)
 		return false;
 	if (req->funcid == cat->column_form[REWRITE_REFUND_ELIGIBLE] && list_length(req->args) == 6)
 	{

@@ -2,7 +2,20 @@
  *
  * trigger.c
  *		What the extension's triggers share: the trigger protocol, their
- *		arguments, key columns and lookups, and the state kept per trigger.
+ *		options, the foreign key they are bound by, the lookups they run as
+ *		the looked-up table's owner, and the state kept per trigger.
+ *
+ * The model is PostgreSQL's own foreign-key triggers (ri_triggers.c).  A
+ * trigger is bound by OIDs that PostgreSQL keeps (a foreign key, a
+ * constraint trigger's FROM table), never by a name found at run time,
+ * and nothing is written to a catalog.  What a trigger works out is kept
+ * per trigger OID, built whole in its own memory context and swapped in;
+ * invalidation marks an entry invalid, by relation, constraint or schema,
+ * and never frees it: a state (or plan) replaced while a call may still
+ * hold it is retired and freed at the end of the transaction, when no
+ * call can.  User code that a lookup runs (a cast, an operator, a domain
+ * check) may do anything, even DDL and a nested request into the same
+ * trigger; the outer call then finds its state invalid and stops.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,34 +23,65 @@
 
 #include "access/genam.h"
 #include "access/table.h"
-#include "catalog/dependency.h"
-#include "catalog/pg_am.h"
-#include "catalog/namespace.h"
-#include "catalog/partition.h"
-#include "catalog/pg_depend.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_enum.h"
-#include "catalog/pg_namespace.h"
-#include "catalog/pg_operator.h"
 #include "catalog/pg_trigger.h"
-#include "commands/defrem.h"
-#include "funcapi.h"
 #include "miscadmin.h"
-#include "parser/parse_coerce.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/varlena.h"
 
 #include "refund_rules.h"
 
-/* The common protocol: a row-level BEFORE trigger for these events. */
+
+/* ---- the trigger protocol ---- */
+
+/*
+ * Check that a trigger is declared as the extension's triggers must be:
+ * AFTER INSERT OR UPDATE, FOR EACH ROW, on every such
+ * event (no column list, no WHEN), and checked when the row is written
+ * (not deferred).  An AFTER trigger sees the row as stored, after every
+ * BEFORE trigger and generated column, as PostgreSQL's own constraint
+ * checks do.
+ */
+void
+rr_check_declaration(const Trigger *tg, Relation rel, const char *funcname)
+{
+	bool		needs_from = (strcmp(funcname, "protect_refunded_purchase()") == 0);
+
+	if (!TRIGGER_FOR_ROW(tg->tgtype) || !TRIGGER_FOR_AFTER(tg->tgtype) ||
+		!TRIGGER_FOR_INSERT(tg->tgtype) || !TRIGGER_FOR_UPDATE(tg->tgtype) ||
+		TRIGGER_FOR_DELETE(tg->tgtype) || TRIGGER_FOR_TRUNCATE(tg->tgtype) ||
+		tg->tgnattr > 0 || tg->tgqual != NULL || tg->tgdeferrable)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" must be declared AFTER INSERT OR UPDATE ... FOR EACH ROW",
+						tg->tgname),
+				 errdetail("%s checks every row as stored, when it is written: no column list, no WHEN condition, not deferrable.",
+						   funcname),
+				 errhint("Recreate it: CREATE %sTRIGGER %s AFTER INSERT OR UPDATE ON %s%s FOR EACH ROW EXECUTE FUNCTION refund_rules.%.*s(...).",
+						 needs_from ? "CONSTRAINT " : "", quote_identifier(tg->tgname),
+						 RelationGetRelationName(rel),
+						 needs_from ? " FROM <refund request table>" : "",
+						 (int) strlen(funcname) - 2, funcname)));
+}
+
+/*
+ * The trigger data of a call of one of the extension's trigger functions,
+ * checked as ri_triggers.c checks its own: called by the trigger manager,
+ * declared as it must be (above), fired for a row after INSERT or UPDATE.
+ */
 TriggerData *
-rr_trigger_data(FunctionCallInfo fcinfo, const char *funcname, bool insert_ok)
+rr_check_trigger(FunctionCallInfo fcinfo, const char *funcname)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
@@ -45,25 +89,23 @@ rr_trigger_data(FunctionCallInfo fcinfo, const char *funcname, bool insert_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("%s was not called by the trigger manager", funcname)));
-	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	rr_check_declaration(td->tg_trigger, td->tg_relation, funcname);
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired for each row", funcname),
-				 errhint("Create the trigger with FOR EACH ROW.")));
-	if (!TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ||
-		  (insert_ok && TRIGGER_FIRED_BY_INSERT(td->tg_event))))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 insert_ok ? errmsg("%s must be fired BEFORE INSERT OR UPDATE", funcname)
-				 : errmsg("%s must be fired BEFORE UPDATE", funcname),
-				 insert_ok ? errhint("Create the trigger as BEFORE INSERT OR UPDATE ... FOR EACH ROW.")
-				 : errhint("Create the trigger as BEFORE UPDATE ... FOR EACH ROW.")));
+				 errmsg("%s must be fired AFTER INSERT OR UPDATE FOR EACH ROW", funcname)));
 	return td;
 }
 
+/* The row an INSERT or UPDATE event stored. */
+HeapTuple
+rr_stored_row(const TriggerData *td)
+{
+	return TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+}
 
-/* Whether a column's value differs between two versions of a row. */
+/* Whether a column's value differs between two versions of a row, bit for bit. */
 bool
 rr_column_changed(TupleDesc tupdesc, AttrNumber attnum, HeapTuple oldtup, HeapTuple newtup)
 {
@@ -77,46 +119,63 @@ rr_column_changed(TupleDesc tupdesc, AttrNumber attnum, HeapTuple oldtup, HeapTu
 		(!oldnull && !datumIsEqual(oldval, newval, att->attbyval, att->attlen));
 }
 
+/* "schema.table", quoted, for messages. */
+char *
+rr_qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
 
 /*
- * The column names of a trigger argument: one or several, separated by
- * commas, quoted like SQL identifiers.  An argument that is exactly the
- * name of a column of relid is that column (as in version 1.0).
+ * The columns of relid that a trigger argument names: one or several,
+ * separated by commas, quoted like SQL identifiers; ordinary columns only.
+ * An argument that is exactly the name of a column is that column.
  */
-List *
-rr_column_list(const Trigger *tg, int argno, Oid relid, const char *what)
+int
+rr_column_list(const Trigger *tg, int argno, Oid relid, const char *what, AttrNumber *attnums)
 {
 	const char *arg = tg->tgargs[argno];
 	List	   *names;
+	ListCell   *lc;
+	int			n = 0;
 
 	if (get_attnum(relid, arg) > 0)
-		return list_make1(pstrdup(arg));
-	if (!SplitIdentifierString(pstrdup(arg), ',', &names) ||
-		list_length(names) < 1 || list_length(names) > INDEX_MAX_KEYS)
+		names = list_make1(pstrdup(arg));
+	else if (!SplitIdentifierString(pstrdup(arg), ',', &names) ||
+			 list_length(names) < 1 || list_length(names) > INDEX_MAX_KEYS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" names %s as \"%s\", which is not a list of column names",
 						tg->tgname, what, arg),
 				 errhint("Pass one column, or several separated by commas, quoted like SQL identifiers.")));
-	return names;
+	foreach(lc, names)
+	{
+		const char *name = (const char *) lfirst(lc);
+		AttrNumber	attnum = get_attnum(relid, name);
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table \"%s\" has no column \"%s\"", get_rel_name(relid), name),
+					 errhint("Trigger \"%s\" names it as %s.", tg->tgname, what)));
+		if (attnum < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" names system column \"%s\" as %s",
+							tg->tgname, name, what),
+					 errhint("A key is made of ordinary columns, as a foreign key's is.")));
+		attnums[n++] = attnum;
+	}
+	return n;
 }
 
 
-/* An option argument "name=value": the value when the name matches. */
-const char *
-rr_option_value(const char *arg, const char *name)
-{
-	size_t		len = strlen(name);
-
-	if (strncmp(arg, name, len) == 0 && arg[len] == '=')
-		return arg + len + 1;
-	return NULL;
-}
-
+/* ---- options: one table-driven parser for every trigger ---- */
 
 /* The value of option max_lag: an interval from zero to MAX_ALLOWED_LAG. */
-int64
-rr_parse_lag(const Trigger *tg, const char *value)
+static int64
+parse_lag(const Trigger *tg, const char *value)
 {
 	Interval   *span = DatumGetIntervalP(DirectFunctionCall3(interval_in,
 															 CStringGetDatum(value),
@@ -132,482 +191,625 @@ rr_parse_lag(const Trigger *tg, const char *value)
 	return span->time;
 }
 
-
-void
-rr_report_unknown_option(const Trigger *tg, const char *arg, const char *known)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-			 errmsg("trigger \"%s\" passes unknown option \"%s\"", tg->tgname, arg),
-			 errhint("Options are %s.", known)));
-}
-
-
-/*
- * The relation a (possibly qualified) name names, locked in lockmode; the
- * name is looked up again after the lock, so a concurrent rename or drop
- * gives the table that has the name once it is locked.  An unqualified name
- * is looked up in home_nsp, never through search_path.
- */
-Oid
-rr_locked_table(const Trigger *tg, int argno, Oid home_nsp, LOCKMODE lockmode, char **name)
-{
-	List	   *names;
-	Oid			nsp;
-	const char *relname;
-	Oid			relid;
-
-	if (!SplitIdentifierString(pstrdup(tg->tgargs[argno]), '.', &names) ||
-		list_length(names) < 1 || list_length(names) > 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" names a table as \"%s\", which is not a table name",
-						tg->tgname, tg->tgargs[argno]),
-				 errhint("Pass the table as table or schema.table, quoted like an SQL identifier.")));
-	nsp = (list_length(names) == 1) ? home_nsp
-		: get_namespace_oid((const char *) linitial(names), true);
-	relname = (const char *) llast(names);
-	*name = (list_length(names) == 1) ? psprintf("%s", relname)
-		: psprintf("%s.%s", (const char *) linitial(names), relname);
-
-	for (;;)
-	{
-		relid = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
-		if (!OidIsValid(relid))
-			return InvalidOid;
-		LockRelationOid(relid, lockmode);
-		if (get_relname_relid(relname, nsp) == relid)
-			return relid;
-		UnlockRelationOid(relid, lockmode);
-	}
-}
-
-
-/* The schema an unqualified table name of a trigger is looked up in. */
-Oid
-rr_home_namespace(Relation rel)
-{
-	Oid			home = RelationGetRelid(rel);
-
-	/* a trigger cloned onto a partition was written for the root */
-	if (rel->rd_rel->relispartition)
-		home = llast_oid(get_partition_ancestors(home));
-	return get_rel_namespace(home);
-}
-
-
-char *
-rr_qualified_name(Oid relid)
-{
-	return psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
-}
-
-
-/* A plain or partitioned table, or else an error. */
-void
-rr_require_table(const Trigger *tg, Oid relid, const char *what)
-{
-	char		relkind = get_rel_relkind(relid);
-
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s \"%s\" of trigger \"%s\" is not a table",
-						what, rr_qualified_name(relid), tg->tgname)));
-}
-
-
-/* The equality operator of a btree family for two types, or InvalidOid. */
-static Oid
-btree_equality(Oid opfamily, Oid left, Oid right)
-{
-	if (!OidIsValid(opfamily))
-		return InvalidOid;
-	return get_opfamily_member(opfamily, left, right, BTEqualStrategyNumber);
-}
-
-
-static void
-setup_key_column(KeyColumn *k, Oid looked_up_type, const char *given_name,
-				 const char *looked_up_name, const char *tables)
-{
-	Oid			keybase = getBaseType(looked_up_type);
-	Oid			refbase = getBaseType(k->given_type);
-	Oid			opclass = GetDefaultOpClass(keybase, BTREE_AM_OID);
-	Oid			opfamily = OidIsValid(opclass) ? get_opclass_family(opclass) : InvalidOid;
-	/* the type the operators take: text for varchar */
-	Oid			keyop = OidIsValid(opclass) ? get_opclass_input_type(opclass) : keybase;
-	Oid			castfunc = InvalidOid;
-
-	k->cast = InvalidOid;
-	k->eq = btree_equality(opfamily, keyop, refbase);
-	k->param_type = refbase;
-	if (!OidIsValid(k->eq))
-	{
-		k->eq = btree_equality(opfamily, keyop, keyop);
-		k->param_type = keyop;
-		if (IsBinaryCoercible(refbase, keyop))
-			;					/* the value serves as it is */
-		else if (find_coercion_pathway(keybase, refbase, COERCION_IMPLICIT,
-									   &castfunc) == COERCION_PATH_FUNC)
-			k->cast = castfunc;
-		else
-			k->eq = InvalidOid; /* no way to compare them */
-	}
-	if (!OidIsValid(k->eq))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"%s\" cannot be compared with column \"%s\" (%s)",
-						given_name, looked_up_name, tables),
-				 errdetail("Key columns are of incompatible types: %s and %s.",
-						   format_type_be(k->given_type), format_type_be(looked_up_type))));
-	k->cast_nargs = OidIsValid(k->cast) ? get_func_nargs(k->cast) : 0;
-}
-
-
-/* The value of a key column as the lookup's parameter. */
-static Datum
-key_param(const KeyColumn *k, Datum given)
-{
-	if (!OidIsValid(k->cast))
-		return given;
-	if (k->cast_nargs == 1)
-		return OidFunctionCall1(k->cast, given);
-	return OidFunctionCall3(k->cast, given, Int32GetDatum(-1), BoolGetDatum(false));
-}
-
-
-/* "col1 = $1 AND col2 = $2", with each column's own operator, schema-qualified. */
-char *
-rr_key_condition(int nkeys, const KeyColumn *keys, const char *const *names)
+/* "a, b and c" */
+static char *
+name_list(const char *const *names, int n)
 {
 	StringInfoData buf;
 	int			i;
 
 	initStringInfo(&buf);
-	for (i = 0; i < nkeys; i++)
-	{
-		HeapTuple	eqop = SearchSysCache1(OPEROID, ObjectIdGetDatum(keys[i].eq));
-		Form_pg_operator op;
-
-		if (!HeapTupleIsValid(eqop))
-			elog(ERROR, "cache lookup failed for operator %u", keys[i].eq);
-		op = (Form_pg_operator) GETSTRUCT(eqop);
-		appendStringInfo(&buf, "%st.%s OPERATOR(%s.%s) $%d", i ? " AND " : "",
-						 quote_identifier(names[i]),
-						 quote_identifier(get_namespace_name(op->oprnamespace)),
-						 NameStr(op->oprname), i + 1);
-		ReleaseSysCache(eqop);
-	}
+	for (i = 0; i < n; i++)
+		appendStringInfo(&buf, "%s%s", i == 0 ? "" : (i == n - 1 ? " and " : ", "), names[i]);
 	return buf.data;
 }
 
-
 /*
- * Set up the key columns of a lookup: given (columns of the trigger's
- * table rel) against looked_up (columns of table relid).  System columns
- * are not keys.
+ * Parse the options of a trigger (its arguments from first on, each
+ * "name=value") against the options valid for it.  values[i] receives the
+ * parsed value of valid[i], which keeps its default when not given.
  */
-int
-rr_setup_keys(const Trigger *tg, Relation rel, List *given, const char *given_what, Oid relid,
-		   List *looked_up, const char *looked_up_what, KeyColumn *keys, const char *tables)
+void
+rr_parse_options(const Trigger *tg, int first, const RROption *valid, int nvalid,
+				 RROptionValue *values)
 {
-	int			nkeys = list_length(given);
-	int			i;
+	int			i,
+				v;
 
-	if (list_length(looked_up) != nkeys)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" pairs %d column(s) of \"%s\" with %d column(s) of \"%s\"",
-						tg->tgname, nkeys, RelationGetRelationName(rel),
-						list_length(looked_up), get_rel_name(relid)),
-				 errhint("Name as many key columns as reference columns, in the same order.")));
-	for (i = 0; i < nkeys; i++)
+	for (i = first; i < tg->tgnargs; i++)
 	{
-		const char *gname = (const char *) list_nth(given, i);
-		const char *lname = (const char *) list_nth(looked_up, i);
-		Form_pg_attribute gatt = rr_table_column(RelationGetDescr(rel), gname);
-		AttrNumber	lattnum = get_attnum(relid, lname);
+		const char *arg = tg->tgargs[i];
+		const char *eq = strchr(arg, '=');
+		const RROption *opt = NULL;
+		const char *value;
 
-		if (gatt == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), gname),
-					 errhint("Trigger \"%s\" names it as a %s.", tg->tgname, given_what)));
-		if (lattnum == InvalidAttrNumber)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("table \"%s\" has no column \"%s\"", rr_qualified_name(relid), lname),
-					 errhint("Trigger \"%s\" names it as a %s.", tg->tgname, looked_up_what)));
-		if (lattnum < 0)
+		for (v = 0; eq && v < nvalid && !opt; v++)
+			if (strlen(valid[v].name) == (size_t) (eq - arg) &&
+				strncmp(arg, valid[v].name, eq - arg) == 0)
+				opt = &valid[v];
+		if (opt == NULL)
+		{
+			const char *names[RR_MAX_OPTIONS];
+
+			for (v = 0; v < nvalid; v++)
+				names[v] = valid[v].name;
 			ereport(ERROR,
 					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-					 errmsg("trigger \"%s\" names system column \"%s\" as a %s",
-							tg->tgname, lname, looked_up_what),
-					 errhint("A key is made of ordinary columns, as a foreign key's is.")));
-		keys[i].given = gatt->attnum;
-		keys[i].given_type = gatt->atttypid;
-		keys[i].looked_up = lattnum;
-		setup_key_column(&keys[i], get_atttype(relid, lattnum), gname, lname, tables);
+					 errmsg("trigger \"%s\" passes unknown option \"%s\"", tg->tgname, arg),
+					 errhint("Valid options are %s, each written name=value.",
+							 name_list(names, nvalid))));
+		}
+		v = opt - valid;
+		value = eq + 1;
+		switch (opt->type)
+		{
+			case RR_OPTION_CHOICE:
+				for (values[v].choice = 0; opt->choices[values[v].choice]; values[v].choice++)
+					if (strcmp(value, opt->choices[values[v].choice]) == 0)
+						break;
+				if (opt->choices[values[v].choice] == NULL)
+				{
+					int			n = 0;
+
+					while (opt->choices[n])
+						n++;
+					ereport(ERROR,
+							(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+							 errmsg("trigger \"%s\" passes invalid value \"%s\" for option \"%s\"",
+									tg->tgname, value, opt->name),
+							 errhint("Valid values are %s.", name_list(opt->choices, n))));
+				}
+				break;
+			case RR_OPTION_LAG:
+				values[v].lag = parse_lag(tg, value);
+				break;
+			case RR_OPTION_ROLE:
+				values[v].role = get_role_oid(value, true);
+				if (!OidIsValid(values[v].role))
+					ereport(ERROR,
+							(errcode(ERRCODE_UNDEFINED_OBJECT),
+							 errmsg("role \"%s\" named by trigger \"%s\" does not exist",
+									value, tg->tgname)));
+				break;
+		}
+		values[v].given = true;
 	}
-	return nkeys;
 }
 
 
+/* ---- the foreign key a trigger is bound by ---- */
+
+/* Whether two lists of columns hold the same columns, in any order. */
+static bool
+same_columns(int n, const AttrNumber *a, int m, const AttrNumber *b)
+{
+	int			i,
+				j;
+
+	if (n != m)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		for (j = 0; j < m && a[i] != b[j]; j++)
+			;
+		if (j == m)
+			return false;
+	}
+	return true;
+}
+
 /*
- * Read the key of the trigger's row and convert it for the lookup.
- * Returns the index of a key column that is NULL, or -1.
+ * Whether a foreign key of relid is one PostgreSQL made for a partition of
+ * the referenced table (its parent is a foreign key of the same table).
+ */
+static bool
+derived_for_referenced_partition(Form_pg_constraint con)
+{
+	HeapTuple	tup;
+	bool		result;
+
+	if (!OidIsValid(con->conparentid))
+		return false;
+	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(con->conparentid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	result = ((Form_pg_constraint) GETSTRUCT(tup))->conrelid == con->conrelid;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * The foreign key of table relid on exactly these columns (in any order),
+ * referencing confrelid when that is valid; false when there is none.
+ * Everything is copied out of the catalog: nothing is held across the
+ * caller's later catalog access.
+ */
+bool
+rr_find_foreign_key(Oid relid, int ncols, const AttrNumber *cols, Oid confrelid, RRForeignKey *fk)
+{
+	Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		Oid			pp_eq[INDEX_MAX_KEYS];
+		Oid			ff_eq[INDEX_MAX_KEYS];
+
+		if (con->contype != CONSTRAINT_FOREIGN ||
+			(OidIsValid(confrelid) && con->confrelid != confrelid) ||
+			(!OidIsValid(confrelid) && derived_for_referenced_partition(con)))
+			continue;
+		DeconstructFkConstraintRow(tup, &fk->nkeys, fk->fk_attnums, fk->pk_attnums,
+								   fk->pf_eq_oprs, pp_eq, ff_eq, NULL, NULL);
+		if (!same_columns(ncols, cols, fk->nkeys, fk->fk_attnums))
+			continue;
+		fk->oid = con->oid;
+		fk->name = pstrdup(NameStr(con->conname));
+		fk->fkrel = con->conrelid;
+		fk->pkrel = con->confrelid;
+		fk->deltype = con->confdeltype;
+		fk->updtype = con->confupdtype;
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return found;
+}
+
+/*
+ * The key columns of a foreign key, for a lookup: their types and names,
+ * and the purchases' key as a message names it.
+ */
+void
+rr_foreign_key_columns(RRTriggerInfo *info)
+{
+	RRForeignKey *fk = &info->fk;
+	StringInfoData names;
+	int			i;
+
+	initStringInfo(&names);
+	for (i = 0; i < fk->nkeys; i++)
+	{
+		info->fk_types[i] = get_atttype(fk->fkrel, fk->fk_attnums[i]);
+		info->pk_types[i] = get_atttype(fk->pkrel, fk->pk_attnums[i]);
+		appendStringInfo(&names, "%s%s", i ? ", " : "",
+						 get_attname(fk->pkrel, fk->pk_attnums[i], false));
+	}
+	info->key_names = names.data;
+}
+
+/* The collation of a column. */
+static Oid
+attribute_collation(Oid relid, AttrNumber attnum)
+{
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+
+	get_atttypetypmodcoll(relid, attnum, &type, &typmod, &collation);
+	return collation;
+}
+
+/* " COLLATE schema.name" */
+static void
+append_collation(StringInfo buf, Oid collation)
+{
+	HeapTuple	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
+	Form_pg_collation coll;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for collation %u", collation);
+	coll = (Form_pg_collation) GETSTRUCT(tup);
+	appendStringInfo(buf, " COLLATE %s",
+					 quote_qualified_identifier(get_namespace_name(coll->collnamespace),
+												NameStr(coll->collname)));
+	ReleaseSysCache(tup);
+}
+
+/*
+ * Append the condition of a lookup on the foreign key's columns: column i
+ * of the table read (alias x) compared with parameter $i+1 by the foreign
+ * key's own operator, with the casts PostgreSQL's foreign key would use.
+ * reading_pk: the table read is the referenced one (parameters are the
+ * referencing values), else the referencing one.
+ */
+void
+rr_key_condition(StringInfo buf, const RRTriggerInfo *info, bool reading_pk)
+{
+	const RRForeignKey *fk = &info->fk;
+	int			i;
+
+	for (i = 0; i < fk->nkeys; i++)
+	{
+		char		param[16];
+		Oid			table_rel = reading_pk ? fk->pkrel : fk->fkrel;
+		AttrNumber	attnum = reading_pk ? fk->pk_attnums[i] : fk->fk_attnums[i];
+		char	   *column = psprintf("x.%s", quote_identifier(get_attname(table_rel, attnum, false)));
+
+		snprintf(param, sizeof(param), "$%d", i + 1);
+		appendStringInfoString(buf, i ? " AND " : " WHERE ");
+		if (reading_pk)
+			generate_operator_clause(buf, column, info->pk_types[i], fk->pf_eq_oprs[i],
+									 param, info->fk_types[i]);
+		else
+		{
+			Oid			pk_coll = attribute_collation(fk->pkrel, fk->pk_attnums[i]);
+			Oid			fk_coll = attribute_collation(fk->fkrel, fk->fk_attnums[i]);
+
+			generate_operator_clause(buf, param, info->pk_types[i], fk->pf_eq_oprs[i],
+									 column, info->fk_types[i]);
+			/* as a foreign key's action: the referenced column's collation decides */
+			if (OidIsValid(pk_coll) && pk_coll != fk_coll && !get_collation_isdeterministic(pk_coll))
+				append_collation(buf, pk_coll);
+		}
+	}
+}
+
+/*
+ * Read the key columns of a row (attnums) into values; returns the index of
+ * a key column that is NULL, or -1.
  */
 int
-rr_read_key(int nkeys, const KeyColumn *keys, HeapTuple tuple, TupleDesc tupdesc,
-		 Datum *given, Oid *given_types, Datum *params)
+rr_read_key(const RRTriggerInfo *info, bool pk_side, HeapTuple tuple, TupleDesc tupdesc,
+			Datum *values)
 {
 	int			i;
 
-	for (i = 0; i < nkeys; i++)
+	for (i = 0; i < info->fk.nkeys; i++)
 	{
 		bool		isnull;
 
-		given[i] = heap_getattr(tuple, keys[i].given, tupdesc, &isnull);
-		given_types[i] = keys[i].given_type;
+		values[i] = heap_getattr(tuple, pk_side ? info->fk.pk_attnums[i] : info->fk.fk_attnums[i],
+								 tupdesc, &isnull);
 		if (isnull)
 			return i;
 	}
-	for (i = 0; i < nkeys; i++)
-		params[i] = key_param(&keys[i], given[i]);
 	return -1;
 }
 
 
+/* ---- kept state: one entry per trigger, invalidated per entry ---- */
+
+typedef struct TriggerEntry
+{
+	Oid			tgoid;			/* hash key */
+	RRTriggerInfo *info;		/* the current state, or NULL */
+} TriggerEntry;
+
+static HTAB *trigger_entries = NULL;
+
+/* States and plans replaced while a call may hold them: freed at transaction end. */
+static List *retired_states = NIL;
+static List *retired_plans = NIL;
+
+/* Counts invalidations, to tell a state built while one arrived. */
+static uint64 invalidation_count = 0;
+
+static void
+retire_plan(SPIPlanPtr plan)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	retired_plans = lappend(retired_plans, plan);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+retire_state(RRTriggerInfo *info)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	retired_states = lappend(retired_states, info);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+free_state(RRTriggerInfo *info)
+{
+	int			i;
+
+	for (i = 0; i < RR_NUM_LOOKUPS; i++)
+		if (info->lookups[i].plan)
+			SPI_freeplan(info->lookups[i].plan);
+	MemoryContextDelete(info->mcxt);
+}
+
 /*
- * Run a lookup plan as the owner of the looked-up table, as foreign keys
- * do, with no user code allowed to change the session (security-restricted).
- * Under REPEATABLE READ or SERIALIZABLE, latest says to see rows committed
- * since the transaction's snapshot, as a foreign key's check does.
+ * When a transaction commits no call holds a state, and no plan is in use:
+ * free what was retired, and the states made invalid (a dropped trigger's
+ * among them).  After an abort a plan may still be referenced until the
+ * abort's cleanup is done: what was retired then waits for the next commit.
+ */
+static void
+trigger_states_xact_end(XactEvent event, void *arg pg_attribute_unused())
+{
+	HASH_SEQ_STATUS seq;
+	TriggerEntry *entry;
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	foreach(lc, retired_plans)
+		SPI_freeplan((SPIPlanPtr) lfirst(lc));
+	list_free(retired_plans);
+	retired_plans = NIL;
+	foreach(lc, retired_states)
+		free_state((RRTriggerInfo *) lfirst(lc));
+	list_free(retired_states);
+	retired_states = NIL;
+	if (trigger_entries == NULL)
+		return;
+	hash_seq_init(&seq, trigger_entries);
+	while ((entry = (TriggerEntry *) hash_seq_search(&seq)) != NULL)
+	{
+		if (entry->info && !entry->info->valid)
+		{
+			free_state(entry->info);
+			entry->info = NULL;
+		}
+		if (entry->info == NULL)
+			hash_search(trigger_entries, &entry->tgoid, HASH_REMOVE, NULL);
+	}
+}
+
+/* Mark invalid every state that this test says is affected. */
+static void
+invalidate_states(bool (*affected) (const RRTriggerInfo *info, uint32 value), uint32 value)
+{
+	HASH_SEQ_STATUS seq;
+	TriggerEntry *entry;
+
+	invalidation_count++;
+	hash_seq_init(&seq, trigger_entries);
+	while ((entry = (TriggerEntry *) hash_seq_search(&seq)) != NULL)
+		if (entry->info && entry->info->valid && affected(entry->info, value))
+			entry->info->valid = false;
+}
+
+static bool
+uses_relation(const RRTriggerInfo *info, uint32 relid)
+{
+	return relid == InvalidOid || relid == info->relid ||
+		relid == info->fk.fkrel || relid == info->fk.pkrel;
+}
+
+static bool
+uses_constraint(const RRTriggerInfo *info, uint32 hashvalue)
+{
+	return hashvalue == 0 || hashvalue == info->fk_hash;
+}
+
+static bool
+uses_namespace(const RRTriggerInfo *info, uint32 hashvalue)
+{
+	return hashvalue == 0 || hashvalue == info->namespace_hash[0] ||
+		hashvalue == info->namespace_hash[1];
+}
+
+static bool
+uses_roles(const RRTriggerInfo *info, uint32 hashvalue pg_attribute_unused())
+{
+	return info->names_roles;
+}
+
+static void
+relcache_changed(Datum arg pg_attribute_unused(), Oid relid)
+{
+	invalidate_states(uses_relation, relid);
+}
+
+static void
+syscache_changed(Datum arg pg_attribute_unused(), int cacheid, uint32 hashvalue)
+{
+	switch (cacheid)
+	{
+		case CONSTROID:
+			invalidate_states(uses_constraint, hashvalue);
+			break;
+		case NAMESPACEOID:
+			invalidate_states(uses_namespace, hashvalue);
+			break;
+		default:
+			invalidate_states(uses_roles, hashvalue);
+			break;
+	}
+}
+
+static void
+init_trigger_entries(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(TriggerEntry);
+	trigger_entries = hash_create("refund_rules triggers", 16, &ctl, HASH_ELEM | HASH_BLOBS);
+	CacheRegisterRelcacheCallback(relcache_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(CONSTROID, syscache_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, syscache_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, syscache_changed, (Datum) 0);
+	RegisterXactCallback(trigger_states_xact_end, NULL);
+}
+
+/*
+ * The state of a trigger, valid for this call.  A kept state is used once
+ * the table it looks up is locked (as a foreign key check locks the
+ * referenced table first), so invalidations that came before are seen;
+ * otherwise build() works it out anew in a new memory context, and it
+ * replaces the kept one (which is retired, not freed).
+ */
+RRTriggerInfo *
+rr_trigger_info(TriggerData *td, RRBuildInfo build)
+{
+	Oid			tgoid = td->tg_trigger->tgoid;
+	TriggerEntry *entry;
+	RRTriggerInfo *info;
+	MemoryContext mcxt;
+	MemoryContext old;
+	uint64		count;
+	bool		found;
+
+	if (trigger_entries == NULL)
+		init_trigger_entries();
+	entry = (TriggerEntry *) hash_search(trigger_entries, &tgoid, HASH_FIND, NULL);
+	if (entry && entry->info && entry->info->valid && !entry->info->rebuild)
+	{
+		info = entry->info;
+		LockRelationOid(info->lock_relid, info->lockmode);
+		if (info->valid)
+			return info;
+	}
+
+	count = invalidation_count;
+	mcxt = AllocSetContextCreate(CurrentMemoryContext, "refund_rules trigger",
+								 ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(mcxt);
+	info = palloc0(sizeof(RRTriggerInfo));
+	info->tgoid = tgoid;
+	info->relid = RelationGetRelid(td->tg_relation);
+	info->mcxt = mcxt;
+	info->ext = rr_catalog(get_func_namespace(td->tg_trigger->tgfoid))->ext;
+	build(td, info);
+	MemoryContextSwitchTo(old);
+	info->fk_hash = OidIsValid(info->fk.oid)
+		? GetSysCacheHashValue1(CONSTROID, ObjectIdGetDatum(info->fk.oid)) : 0;
+	info->namespace_hash[0] = GetSysCacheHashValue1(NAMESPACEOID,
+													ObjectIdGetDatum(get_rel_namespace(info->relid)));
+	info->namespace_hash[1] = OidIsValid(info->lookup_relid)
+		? GetSysCacheHashValue1(NAMESPACEOID,
+								ObjectIdGetDatum(get_rel_namespace(info->lookup_relid))) : 0;
+	info->valid = true;
+
+	/* kept (and owned by the cache) once complete */
+	MemoryContextSetParent(mcxt, CacheMemoryContext);
+	entry = (TriggerEntry *) hash_search(trigger_entries, &tgoid, HASH_ENTER, &found);
+	if (found && entry->info)
+		retire_state(entry->info);
+	entry->info = info;
+	/*
+	 * An invalidation that arrived while it was worked out may have been about
+	 * its tables before they were known: good for this call (its tables are
+	 * locked and no user code ran), worked out again for the next.
+	 */
+	info->rebuild = (count != invalidation_count);
+	return info;
+}
+
+/*
+ * Stop when the state a call holds was made invalid while the call ran
+ * user code (a cast or an operator of the lookup): the tables or roles it
+ * was worked out from may have changed under it.
  */
 void
-rr_run_lookup(SPIPlanPtr plan, Datum *params, Oid owner, long limit, bool latest)
+rr_recheck_state(const RRTriggerInfo *info, const char *funcname)
 {
+	if (!info->valid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the tables of trigger \"%s\" changed while %s checked a row",
+						info->tgname, funcname),
+				 errhint("Retry the statement.")));
+}
+
+
+/* ---- lookups, run as the owner of the table they read ---- */
+
+/*
+ * Run one of a state's lookups with these parameters, as the owner of the
+ * table it reads (as PostgreSQL's foreign keys do, so neither the caller's
+ * privileges nor the backend's history change a decision), with no user
+ * code allowed to change the session (security-restricted).  The plan is
+ * prepared as that owner too, and again whenever it is no longer valid;
+ * the old one is retired, since an outer call may be running it.  Under
+ * REPEATABLE READ or SERIALIZABLE, latest says to see rows committed since
+ * the transaction's snapshot, as a foreign key's check does.  An error
+ * keeps its message but not its context, which would show the query.
+ * Call within SPI_connect().
+ */
+void
+rr_run_lookup(RRTriggerInfo *info, int which, Datum *params, long limit, bool latest)
+{
+	RRLookup   *lookup = &info->lookups[which];
 	Oid			save_userid;
 	int			save_sec_context;
-	int			rc;
+	MemoryContext caller = CurrentMemoryContext;
+	int			rc = 0;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+	SetUserIdAndSecContext(info->lookup_owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
-	if (latest && IsolationUsesXactSnapshot())
+	PG_TRY();
 	{
-		CommandCounterIncrement();
-		rc = SPI_execute_snapshot(plan, params, NULL, GetLatestSnapshot(), InvalidSnapshot,
-								  false, false, limit);
+		if (lookup->plan && !SPI_plan_is_valid(lookup->plan))
+		{
+			retire_plan(lookup->plan);
+			lookup->plan = NULL;
+		}
+		if (lookup->plan == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare(lookup->query, lookup->nargs, lookup->argtypes);
+
+			if (plan == NULL)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(plan);
+			lookup->plan = plan;
+		}
+		if (latest && IsolationUsesXactSnapshot())
+		{
+			CommandCounterIncrement();
+			rc = SPI_execute_snapshot(lookup->plan, params, NULL, GetLatestSnapshot(),
+									  InvalidSnapshot, false, false, limit);
+		}
+		else
+			rc = SPI_execute_plan(lookup->plan, params, NULL, false, limit);
 	}
-	else
-		rc = SPI_execute_plan(plan, params, NULL, false, limit);
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->context = NULL;
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI lookup failed: %s", SPI_result_code_string(rc));
 }
 
-
-/*
- * States kept per trigger (by the trigger's OID) across statements, in a
- * backend-wide table: a refund request is often a statement of its own.
- * Each is worked out again after any change to relations, types, schemas
- * or roles, once the looked-up table is locked, so no decision outlives a
- * GRANT, an ALTER or a DROP.  A state whose trigger is gone is freed.
- */
-uint64 rr_trigger_generation = 1;
-
-
-static void
-trigger_states_relcache_changed(Datum arg pg_attribute_unused(), Oid relid pg_attribute_unused())
+/* The owner of a relation. */
+Oid
+rr_relation_owner(Oid relid)
 {
-	rr_trigger_generation++;
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
 }
 
-
-static void
-trigger_states_syscache_changed(Datum arg pg_attribute_unused(), int cacheid pg_attribute_unused(),
-								uint32 hashvalue pg_attribute_unused())
+/* "FROM [ONLY] schema.table x": ONLY for a plain table, as foreign keys do. */
+void
+rr_append_from(StringInfo buf, Oid relid)
 {
-	rr_trigger_generation++;
+	appendStringInfo(buf, " FROM %s%s x",
+					 get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+					 rr_qualified_name(relid));
 }
-
-
-/* One table of states per trigger function, each entry of its size. */
-HTAB *
-rr_kept_states(HTAB **table, const char *name, Size entrysize)
-{
-	static bool callbacks = false;
-
-	if (*table == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = entrysize;
-		*table = hash_create(name, 16, &ctl, HASH_ELEM | HASH_BLOBS);
-	}
-	if (!callbacks)
-	{
-		CacheRegisterRelcacheCallback(trigger_states_relcache_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(TYPEOID, trigger_states_syscache_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, trigger_states_syscache_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(AUTHOID, trigger_states_syscache_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, trigger_states_syscache_changed, (Datum) 0);
-		callbacks = true;
-	}
-	return *table;
-}
-
-
-static void
-free_plan(KeptState *ks)
-{
-	if (ks->plan)
-		SPI_freeplan(ks->plan);
-	if (ks->plan_query)
-		pfree(ks->plan_query);
-	ks->plan = NULL;
-	ks->plan_query = NULL;
-}
-
-
-/* Whether a trigger still exists. */
-static bool
-trigger_exists(Oid tgoid)
-{
-	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	bool		found;
-
-	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(tgoid));
-	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
-	found = HeapTupleIsValid(systable_getnext(scan));
-	systable_endscan(scan);
-	table_close(tgrel, AccessShareLock);
-	return found;
-}
-
-
-/* Free the states of triggers that were dropped (checked when out of date). */
-static void
-free_dropped_states(HTAB *table, Oid keep)
-{
-	HASH_SEQ_STATUS seq;
-	KeptState  *ks;
-	List	   *gone = NIL;
-	ListCell   *lc;
-
-	hash_seq_init(&seq, table);
-	while ((ks = (KeptState *) hash_seq_search(&seq)) != NULL)
-		if (ks->tgoid != keep && ks->generation != rr_trigger_generation &&
-			!trigger_exists(ks->tgoid))
-			gone = lappend_oid(gone, ks->tgoid);
-	foreach(lc, gone)
-	{
-		Oid			tgoid = lfirst_oid(lc);
-
-		ks = (KeptState *) hash_search(table, &tgoid, HASH_FIND, NULL);
-		free_plan(ks);
-		MemoryContextDelete(ks->mcxt);
-		hash_search(table, &tgoid, HASH_REMOVE, NULL);
-	}
-	list_free(gone);
-}
-
-
-/*
- * The kept state of a trigger, valid for this row: the table it looks up
- * is locked first (as a foreign key check locks the referenced table), so
- * what invalidations came before are seen now and no DDL can change the
- * table until the transaction ends.  *stale says the caller must work the
- * state out again (then it has been reset, and freed of dropped triggers).
- */
-KeptState *
-rr_kept_state(HTAB *table, Size entrysize, TriggerData *td, bool *stale)
-{
-	Oid			tgoid = td->tg_trigger->tgoid;
-	bool		found;
-	KeptState  *ks = (KeptState *) hash_search(table, &tgoid, HASH_ENTER, &found);
-
-	if (!found)
-	{
-		ks->generation = 0;
-		ks->mcxt = AllocSetContextCreate(CacheMemoryContext, "refund_rules trigger",
-										 ALLOCSET_SMALL_SIZES);
-		ks->plan_query = NULL;
-		ks->plan = NULL;
-	}
-	*stale = true;
-	if (ks->generation != 0 && ks->relid == RelationGetRelid(td->tg_relation))
-	{
-		LockRelationOid(ks->locked, RowShareLock);
-		*stale = (ks->generation != rr_trigger_generation);
-	}
-	if (*stale)
-	{
-		/* what follows the header pointed into the memory reset here */
-		ks->generation = 0;
-		MemoryContextReset(ks->mcxt);
-		memset((char *) ks + sizeof(KeptState), 0, entrysize - sizeof(KeptState));
-		free_dropped_states(table, tgoid);
-	}
-	return ks;
-}
-
-
-/* The kept plan of a state, prepared again when its query changed. */
-SPIPlanPtr
-rr_kept_plan(KeptState *ks, const char *query, int nargs, Oid *argtypes)
-{
-	if (ks->plan && strcmp(ks->plan_query, query) != 0)
-		free_plan(ks);
-	if (ks->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		ks->plan_query = MemoryContextStrdup(TopMemoryContext, query);
-		ks->plan = plan;
-	}
-	return ks->plan;
-}
-
-
-/* The query's text carries the parameter types, so a kept plan fits it. */
-char *
-rr_typed_query(const char *query, int nkeys, const KeyColumn *keys)
-{
-	StringInfoData buf;
-	int			i;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, query);
-	appendStringInfoString(&buf, " -- ");
-	for (i = 0; i < nkeys; i++)
-		appendStringInfo(&buf, "%s%u", i ? "," : "", keys[i].param_type);
-	return buf.data;
-}
-
-
-bool
-rr_is_timestamptz_type(Oid base)
-{
-	return base == TIMESTAMPTZOID;
-}
-
-
-bool
-rr_is_label_type(Oid base)
-{
-	return base == TEXTOID || base == VARCHAROID || type_is_enum(base);
-}
-
 
 /* The text of a label-typed value (text, varchar or enum). */
 char *
@@ -627,160 +829,8 @@ rr_label_value(Datum value, Oid type)
 	return result;
 }
 
-
-Oid
-rr_relation_owner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-
-/*
- * The table a trigger without a foreign key was first used with, recorded
- * as a dependency of the trigger on it (so it cannot be dropped while the
- * trigger needs it), or InvalidOid.
- */
-static Oid
-bound_table(Oid tgoid, Oid tgrelid)
-{
-	Relation	deprel = table_open(DependRelationId, AccessShareLock);
-	ScanKeyData key[2];
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			result = InvalidOid;
-
-	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(TriggerRelationId));
-	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(tgoid));
-	scan = systable_beginscan(deprel, DependDependerIndexId, true, NULL, 2, key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
-
-		if (dep->refclassid == RelationRelationId && dep->refobjsubid == 0 &&
-			dep->refobjid != tgrelid && dep->deptype == DEPENDENCY_NORMAL)
-		{
-			result = dep->refobjid;
-			break;
-		}
-	}
-	systable_endscan(scan);
-	table_close(deprel, AccessShareLock);
-	return result;
-}
-
-
-/* Record that a trigger is bound to a table (a dependency of the trigger on it). */
-static void
-record_binding(Oid tgoid, Oid relid)
-{
-	ObjectAddress trigger;
-	ObjectAddress table;
-
-	ObjectAddressSet(trigger, TriggerRelationId, tgoid);
-	ObjectAddressSet(table, RelationRelationId, relid);
-	recordDependencyOn(&trigger, &table, DEPENDENCY_NORMAL);
-}
-
-
-/*
- * Whether table relid is a Citus shard of table logical.  On a Citus
- * worker the trigger fires on a shard of the request table, whose foreign
- * key references the co-located shard of the purchases table, while the
- * name in the trigger's argument is the distributed table.  Citus names a
- * shard <table>_<shardid> in the table's schema and lists it in
- * pg_catalog.pg_dist_shard; both must hold.
- */
 bool
-rr_is_citus_shard_of(Oid relid, Oid logical)
+rr_is_label_type(Oid base)
 {
-	const char *name = get_rel_name(relid);
-	const char *logical_name = get_rel_name(logical);
-	Oid			argtypes[2] = {OIDOID, INT8OID};
-	Datum		values[2];
-	char	   *end;
-	int64		shardid;
-	size_t		len;
-	bool		found;
-
-	if (name == NULL || logical_name == NULL ||
-		get_rel_namespace(relid) != get_rel_namespace(logical) ||
-		!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
-		return false;
-	len = strlen(logical_name);
-	if (strncmp(name, logical_name, len) != 0 || name[len] != '_' ||
-		!isdigit((unsigned char) name[len + 1]))
-		return false;
-	errno = 0;
-	shardid = strtoi64(name + len + 1, &end, 10);
-	if (*end != '\0' || errno != 0)
-		return false;
-
-	values[0] = ObjectIdGetDatum(logical);
-	values[1] = Int64GetDatum(shardid);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_shard"
-							  " WHERE logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
-							  " AND shardid OPERATOR(pg_catalog.=) $2",
-							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "SPI lookup of pg_dist_shard failed");
-	found = (SPI_processed > 0);
-	SPI_finish();
-	return found;
+	return base == TEXTOID || base == VARCHAROID || type_is_enum(base);
 }
-
-
-/*
- * Bind a trigger to the table its argument names, by identity: the table
- * fk_bound (what a foreign key references) when valid, or else the table the
- * trigger was first used with, recorded now if this is the first use.  The
- * name must name that table; a table that took the name over is refused.
- */
-void
-rr_bind_table(const Trigger *tg, Relation rel, Oid named, const char *name, const char *what,
-		   Oid fk_bound)
-{
-	Oid			bound = OidIsValid(fk_bound) ? fk_bound : bound_table(tg->tgoid, RelationGetRelid(rel));
-
-	if (OidIsValid(bound) && bound != named)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" names %s \"%s\", but is bound to table \"%s\"",
-						tg->tgname, what, name, rr_qualified_name(bound)),
-				 OidIsValid(fk_bound)
-				 ? errdetail("The foreign key of table \"%s\" on the reference references \"%s\".",
-							 RelationGetRelationName(rel), rr_qualified_name(bound))
-				 : errdetail("The trigger was first used with \"%s\"; that table was renamed or another table took its name since.",
-							 rr_qualified_name(bound)),
-				 errhint("Recreate the trigger naming the table it should read.")));
-	if (!OidIsValid(bound))
-		record_binding(tg->tgoid, named);
-}
-
-
-/* The table a companion trigger names, locked and bound by identity. */
-Oid
-rr_bound_named_table(const Trigger *tg, Relation rel, int argno, const char *what)
-{
-	char	   *named;
-	Oid			relid = rr_locked_table(tg, argno, rr_home_namespace(rel), RowShareLock, &named);
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s \"%s\" of trigger \"%s\" does not exist", what, named, tg->tgname),
-				 errhint("An unqualified name is looked up in the schema of the table the trigger is on.")));
-	rr_require_table(tg, relid, what);
-	rr_bind_table(tg, rel, relid, named, what, InvalidOid);
-	return relid;
-}
-

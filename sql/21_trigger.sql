@@ -32,8 +32,8 @@ RETURNS text[] LANGUAGE sql STABLE AS $$
   SELECT array_remove(ARRAY[
       CASE WHEN kind IS NULL THEN 'missing_kind' END,
       CASE WHEN kind IS NOT NULL AND written_at < now() THEN 'backdated_request' END,
-      CASE WHEN kind IS NOT NULL AND written_at > now() + interval '1 minute' THEN 'postdated_request' END,
-      CASE WHEN kind IS NOT NULL AND purchased_at IS NOT NULL AND written_at IS NOT NULL THEN
+      CASE WHEN kind IS NOT NULL AND written_at > now() THEN 'postdated_request' END,
+      CASE WHEN kind IS NOT NULL AND purchased_at IS NOT NULL THEN
         CASE WHEN now() < purchased_at THEN 'not_yet_purchased'
              WHEN kind = 'purchase' AND now() > purchased_at + interval '720 hours'
                THEN 'refund_window_expired'
@@ -77,7 +77,7 @@ LANGUAGE sql IMMUTABLE AS $$
            'Reasons: ' || array_to_string(reasons, ', ') || '.' END,
          nullif(concat_ws(' ',
            CASE WHEN reasons && ARRAY['backdated_request', 'postdated_request'] THEN
-             'Leave column "requested_at" to its default, now(); a moment written must lie between the start of the transaction and the moment the row is written.' END,
+             'Leave column "requested_at" to its default, now(): a moment written must be the start of the transaction.' END,
            CASE WHEN cardinality(reasons) > 0 AND kind IS NOT NULL AND purchased_at IS NOT NULL THEN
              CASE WHEN kind = 'tax' THEN 'Tax refunds' ELSE 'Refunds' END
              || ' of this purchase are allowed from '
@@ -120,14 +120,14 @@ INSERT INTO roles VALUES (0, 'mpn_partner_admin'), (1, 'account_admin'), (2, NUL
 
 CREATE TABLE refund_requests (
     id                serial PRIMARY KEY,
-    purchase_id       integer,
+    purchase_id       integer REFERENCES purchases,
     requested_at      timestamptz,
     kind              refund_rules.refund_kind,
     requested_by_role text,
     note              text
 );
 CREATE TRIGGER refund_policy
-  BEFORE INSERT OR UPDATE ON refund_requests
+  AFTER INSERT OR UPDATE ON refund_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 
 -- Insert one request; what it got.
@@ -316,12 +316,12 @@ UPDATE purchases SET benefits_activated = false WHERE id = 9001;
 ------------------------------------------------------------------------
 -- No kind column: every request is a purchase refund; compared on the grid.
 CREATE TABLE purchase_refund_requests (
-    purchase_id       integer,
+    purchase_id       integer REFERENCES purchases,
     requested_at      timestamptz,
     requested_by_role text
 );
 CREATE TRIGGER refund_policy
-  BEFORE INSERT OR UPDATE ON purchase_refund_requests
+  AFTER INSERT OR UPDATE ON purchase_refund_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 CREATE FUNCTION try_purchase_request(purchase_id integer, as_of timestamptz, role text,
                                      OUT code text, OUT message text, OUT detail text, OUT hint text)
@@ -350,13 +350,13 @@ SELECT * FROM attempt($$INSERT INTO purchase_refund_requests VALUES (9002, now()
 -- data (22023), not a reason.
 CREATE TYPE partner_role AS ENUM ('mpn_partner_admin', 'account_admin', 'billing_admin');
 CREATE TABLE text_kind_requests (
-    purchase_id       integer,
+    purchase_id       integer REFERENCES purchases,
     requested_at      timestamptz,
     kind              text,
     requested_by_role partner_role
 );
 CREATE TRIGGER refund_policy
-  BEFORE INSERT OR UPDATE ON text_kind_requests
+  AFTER INSERT OR UPDATE ON text_kind_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 SELECT * FROM attempt($$INSERT INTO text_kind_requests VALUES
   (9001, now(), 'purchase', 'account_admin'),
@@ -375,13 +375,13 @@ CREATE DOMAIN role_name AS varchar(40);
 CREATE DOMAIN kind_name AS refund_rules.refund_kind;
 CREATE DOMAIN moment AS timestamptz;
 CREATE TABLE domain_requests (
-    purchase_id       integer,
+    purchase_id       integer REFERENCES purchases,
     requested_at      moment DEFAULT now(),
     kind              kind_name,
     requested_by_role role_name
 );
 CREATE TRIGGER refund_policy
-  BEFORE INSERT OR UPDATE ON domain_requests
+  AFTER INSERT OR UPDATE ON domain_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 SET TimeZone = 'Asia/Kolkata';
 SELECT * FROM attempt($$INSERT INTO domain_requests (purchase_id, kind, requested_by_role) VALUES (9003, 'tax', 'account_admin')$$);
@@ -399,12 +399,12 @@ SELECT purchase_id, kind, requested_by_role FROM domain_requests ORDER BY purcha
 CREATE SCHEMA enf_trig_requests;
 CREATE TABLE enf_trig_requests.refund_requests (
     id                serial PRIMARY KEY,
-    purchase_ref      bigint,
+    purchase_ref      bigint REFERENCES enf_trig.purchases,
     requested_at      timestamptz DEFAULT now(),
     requested_by_role text
 );
 CREATE TRIGGER refund_policy
-  BEFORE INSERT OR UPDATE ON enf_trig_requests.refund_requests
+  AFTER INSERT OR UPDATE ON enf_trig_requests.refund_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('enf_trig.purchases', 'purchase_ref');
 SELECT * FROM attempt($$INSERT INTO enf_trig_requests.refund_requests (purchase_ref, requested_by_role)
                         VALUES (9001, 'account_admin')$$);
@@ -428,13 +428,13 @@ INSERT INTO purchases_by_sku VALUES
   ('GOLD-7', 'gold', date_trunc('second', now()) - interval '5 days', false, false, false, true),
   ('SILVER-8', 'silver', date_trunc('second', now()) - interval '5 days', false, true, false, true);
 CREATE TABLE sku_requests (
-    sku_ref           text,
+    sku_ref           text REFERENCES purchases_by_sku,
     requested_at      timestamptz DEFAULT now(),
     kind              refund_rules.refund_kind,
     requested_by_role text
 );
 CREATE TRIGGER refund_policy
-  BEFORE INSERT OR UPDATE ON sku_requests
+  AFTER INSERT OR UPDATE ON sku_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases_by_sku', 'sku_ref', 'sku');
 SELECT * FROM attempt($$INSERT INTO sku_requests (sku_ref, kind, requested_by_role) VALUES ('GOLD-7', 'purchase', 'account_admin')$$);
 SELECT * FROM attempt($$INSERT INTO sku_requests (sku_ref, kind, requested_by_role) VALUES ('SILVER-8', 'tax', 'account_admin')$$);
@@ -461,12 +461,12 @@ INSERT INTO "Enf Sales"."Purchase List" VALUES
   ('A-2', 'silver', (now() - interval '5 days') AT TIME ZONE 'UTC', false, false, true, false),
   ('A-3', 'silver', (now() - interval '31 days') AT TIME ZONE 'UTC', false, false, false, false);
 CREATE TABLE "Enf Sales"."Refund Requests" (
-    "Purchase Ref"    text,
+    "Purchase Ref"    text REFERENCES "Enf Sales"."Purchase List",
     requested_at      timestamptz DEFAULT now(),
     requested_by_role text
 );
 CREATE TRIGGER refund_policy
-  BEFORE INSERT OR UPDATE ON "Enf Sales"."Refund Requests"
+  AFTER INSERT OR UPDATE ON "Enf Sales"."Refund Requests"
   FOR EACH ROW EXECUTE FUNCTION
   refund_rules.enforce_refund_policy('"Purchase List"', 'Purchase Ref', 'Purchase No');
 SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref", requested_by_role) VALUES ('A-1', 'account_admin')$$);
@@ -476,7 +476,7 @@ SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref
 SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref", requested_by_role) VALUES ('a-1', 'account_admin')$$);
 -- The same table named with its schema.
 CREATE TRIGGER refund_policy_qualified
-  BEFORE INSERT OR UPDATE ON "Enf Sales"."Refund Requests"
+  AFTER INSERT OR UPDATE ON "Enf Sales"."Refund Requests"
   FOR EACH ROW EXECUTE FUNCTION
   refund_rules.enforce_refund_policy('"Enf Sales"."Purchase List"', 'Purchase Ref', 'Purchase No');
 SELECT * FROM attempt($$INSERT INTO "Enf Sales"."Refund Requests" ("Purchase Ref", requested_by_role) VALUES ('A-1', 'mpn_partner_admin')$$);

@@ -8,7 +8,8 @@
 -- purchases tables (a schema earlier on its search_path, a temporary table),
 -- a look-alike = operator, any SET it may run (search_path, TimeZone,
 -- DateStyle, IntervalStyle, ...), row-level security on the purchases.
--- The owner of a request table must be able to read the purchases.
+-- The owner of a request table must be able to reference the purchases
+-- (the trigger finds them through the request table's foreign key).
 -- The purchases belong to regress_enf_sales (not a superuser, so that
 -- row-level security could apply to it).  The trigger judges at the
 -- database's clock, so every request is written with now() and the
@@ -66,13 +67,13 @@ INSERT INTO enf_sec.purchases VALUES
   (6, 'gold', now() - interval '400 days', false, false, false, true);
 CREATE TABLE enf_sec.refund_requests (
     id                serial PRIMARY KEY,
-    purchase_id       integer,
+    purchase_id       integer REFERENCES enf_sec.purchases,
     requested_at      timestamptz DEFAULT now(),
     kind              refund_rules.refund_kind NOT NULL DEFAULT 'purchase',
     requested_by_role text
 );
 CREATE TRIGGER refund_policy
-  BEFORE INSERT OR UPDATE ON enf_sec.refund_requests
+  AFTER INSERT OR UPDATE ON enf_sec.refund_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 CREATE ROLE regress_enf_sales NOLOGIN;
 GRANT USAGE ON SCHEMA enf_sec TO regress_enf_sales;
@@ -101,7 +102,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA enf_sec_fake TO regress_enf_clerk;
 -- A helper the clerk runs as itself (SECURITY INVOKER, no SET clause, so the
 -- clerk's settings apply inside): a fixed list of requests, one result line
 -- each, written at the statement's now() (or an hour before or after it:
--- backdated, postdated).  Only schema-qualified names and no integer
+-- backdated, postdated; or NULL).  Only schema-qualified names and no integer
 -- operators in it.
 CREATE FUNCTION enf_sec_test.attempts(OUT n integer, OUT result text)
 RETURNS SETOF record LANGUAGE plpgsql AS $$
@@ -122,7 +123,9 @@ BEGIN
       (8, 1, pg_catalog.now(), 'purchase', 'billing_admin'),
       (9, 99, pg_catalog.now(), 'purchase', 'account_admin'),
       (10, 1, pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval, 'purchase', 'account_admin'),
-      (11, 1, pg_catalog.now() OPERATOR(pg_catalog.+) '1 hour'::pg_catalog.interval, 'purchase', 'account_admin')
+      (11, 1, pg_catalog.now() OPERATOR(pg_catalog.+) '1 hour'::pg_catalog.interval, 'purchase', 'account_admin'),
+      (12, 2, pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval, 'purchase', 'billing_admin'),
+      (13, 4, NULL, 'purchase', 'account_admin')
     ) v(n, purchase_id, requested_at, kind, role)
   LOOP
     n := r.n;
@@ -295,6 +298,13 @@ CROSS JOIN LATERAL enf_sec_test.attempt(format(
   v.purchase_id, v.kind)) a
 ORDER BY v.n;
 
+-- The purchase's reasons among the others: after the moment's, before the
+-- requester's, for the clerk (purchase_not_eligible above) as here.
+SELECT code, detail FROM enf_sec_test.attempt(
+  $$INSERT INTO enf_sec.refund_requests (purchase_id, requested_at, requested_by_role) VALUES (2, now() - interval '1 hour', 'billing_admin')$$);
+SELECT code, detail FROM enf_sec_test.attempt(
+  $$INSERT INTO enf_sec.refund_requests (purchase_id, requested_at, requested_by_role) VALUES (4, NULL, 'account_admin')$$);
+
 -- Everything the clerk got in: only the allowed refunds.
 SELECT r.purchase_id, r.kind, r.requested_by_role, count(*) AS times
 FROM enf_sec.refund_requests r
@@ -313,11 +323,16 @@ CREATE TABLE enf_sec_other.my_requests (
 ALTER TABLE enf_sec_other.my_requests OWNER TO regress_enf_other;
 GRANT USAGE ON SCHEMA enf_sec_other TO regress_enf_other;
 SET ROLE regress_enf_other;
--- Its own trigger pointing at purchases it may not read: refused, so the
--- trigger cannot be used to learn what the purchases hold.
+-- Its own trigger pointing at purchases it may not read or reference:
+-- refused, so the trigger cannot be used to learn what the purchases hold.
+-- The trigger finds the purchases only through a foreign key, which the
+-- owner cannot make without REFERENCES.
 CREATE TRIGGER refund_policy
-  BEFORE INSERT OR UPDATE ON enf_sec_other.my_requests
+  AFTER INSERT OR UPDATE ON enf_sec_other.my_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('enf_sec.purchases', 'purchase_id');
+ALTER TABLE enf_sec_other.my_requests
+  ADD CONSTRAINT my_requests_purchase_fk FOREIGN KEY (purchase_id) REFERENCES enf_sec.purchases;
+\echo SQLSTATE :SQLSTATE
 INSERT INTO enf_sec_other.my_requests VALUES (1, now(), 'account_admin');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO enf_sec_other.my_requests VALUES (2, now(), 'account_admin');
@@ -326,19 +341,38 @@ INSERT INTO enf_sec_other.my_requests VALUES (2, now(), 'account_admin');
 RESET ROLE;
 INSERT INTO enf_sec_other.my_requests VALUES (1, now(), 'account_admin');
 \echo SQLSTATE :SQLSTATE
--- SELECT alone is not enough: the lookup locks purchases FOR SHARE (as
--- their owner), which a foreign key would need REFERENCES for.
+-- SELECT alone is not enough: the foreign key needs REFERENCES.
 GRANT SELECT ON enf_sec.purchases TO regress_enf_other;
 SET ROLE regress_enf_other;
+ALTER TABLE enf_sec_other.my_requests
+  ADD CONSTRAINT my_requests_purchase_fk FOREIGN KEY (purchase_id) REFERENCES enf_sec.purchases;
+\echo SQLSTATE :SQLSTATE
 INSERT INTO enf_sec_other.my_requests VALUES (1, now(), 'account_admin');
 \echo SQLSTATE :SQLSTATE
 RESET ROLE;
+-- Nothing was recorded for the trigger anywhere (1.1 wrote a binding to
+-- pg_depend on first use).
+SELECT count(*) AS trigger_dependencies
+  FROM pg_depend d JOIN pg_trigger t ON d.classid = 'pg_trigger'::regclass AND d.objid = t.oid
+ WHERE t.tgrelid = 'enf_sec_other.my_requests'::regclass
+   AND d.refobjid <> 'enf_sec_other.my_requests'::regclass
+   AND d.refobjid <> 'refund_rules.enforce_refund_policy()'::regprocedure;
 -- With SELECT and REFERENCES on the purchases it works.
 GRANT REFERENCES ON enf_sec.purchases TO regress_enf_other;
 SET ROLE regress_enf_other;
+ALTER TABLE enf_sec_other.my_requests
+  ADD CONSTRAINT my_requests_purchase_fk FOREIGN KEY (purchase_id) REFERENCES enf_sec.purchases;
 INSERT INTO enf_sec_other.my_requests VALUES (1, now(), 'account_admin');
 SELECT * FROM enf_sec_test.attempt($$INSERT INTO enf_sec_other.my_requests VALUES (2, now(), 'account_admin')$$);
 SELECT purchase_id, requested_by_role FROM enf_sec_other.my_requests;
+RESET ROLE;
+-- The foreign key once made, the owner of the request table still needs
+-- SELECT on the purchases for the trigger to judge.
+REVOKE SELECT ON enf_sec.purchases FROM regress_enf_other;
+SET ROLE regress_enf_other;
+SELECT * FROM enf_sec_test.attempt($$INSERT INTO enf_sec_other.my_requests VALUES (1, now(), 'account_admin')$$);
+SELECT * FROM enf_sec_test.attempt($$INSERT INTO enf_sec_other.my_requests VALUES (2, now(), 'account_admin')$$);
+SELECT count(*) AS requests FROM enf_sec_other.my_requests;
 RESET ROLE;
 
 ------------------------------------------------------------------------

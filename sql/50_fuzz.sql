@@ -11,8 +11,8 @@ SELECT pg_postmaster_start_time() AS start_time \gset
 
 -- The errors a call may raise.  The extension's own: 22023 (invalid offer
 -- label), 42703 (missing column), 42804 (column of the wrong type), 23514
--- (check_refund / the trigger refuse), 23503 (the trigger's purchase does not
--- exist), 39P01 (the trigger used wrongly).  The parser's, for calls that
+-- (check_refund / the trigger refuse), 23503 (the request table's foreign key:
+-- the purchase does not exist), 39P01 (the trigger used wrongly).  The parser's, for calls that
 -- cannot even be planned: 42883 (no such function or operator for these
 -- argument types), 42703 (no such column, also "could not identify column"
 -- in an anonymous record), 42804 (argument of the wrong type), 42846 (no
@@ -25,7 +25,7 @@ INSERT INTO documented VALUES
  ('42703', 'missing column'),
  ('42804', 'column or argument of the wrong type'),
  ('23514', 'refund refused (check_refund, trigger)'),
- ('23503', 'trigger: purchase does not exist'),
+ ('23503', 'foreign key: purchase does not exist'),
  ('39P01', 'trigger used wrongly'),
  ('42883', 'parser: no such function or operator'),
  ('42846', 'parser: no such cast'),
@@ -602,35 +602,41 @@ CREATE TABLE tp_wrong AS SELECT id, offer, purchased_at::date AS purchased_at, b
 CREATE TABLE tp_badlabel AS SELECT id, 'Gold'::text AS offer, purchased_at, benefits_activated,
                                 product_keys_viewed, upgraded_with_gold_discount, tax_exempt FROM tp_ok;
 CREATE TABLE tp_empty ();
+-- Purchases tables a foreign key can reference (tp_empty cannot be).
+ALTER TABLE tp_missing ADD PRIMARY KEY (id);
+ALTER TABLE tp_wrong ADD PRIMARY KEY (id);
+ALTER TABLE tp_badlabel ADD PRIMARY KEY (id);
 CREATE TYPE roles AS ENUM ('account_admin', 'intern');
 
--- name, columns, trigger arguments
-CREATE TABLE req_shape (name text PRIMARY KEY, cols text, args text);
+-- name, columns, trigger arguments, the table and key the reference column
+-- pid is made a FOREIGN KEY to (the trigger finds its purchases through it)
+CREATE TABLE req_shape (name text PRIMARY KEY, cols text, args text, fk text);
 INSERT INTO req_shape VALUES
- ('rq_ok',          'pid int, requested_at timestamptz, kind refund_rules.refund_kind, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_no_kind',     'pid int, requested_at timestamptz, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_kind_text',   'pid int, requested_at timestamptz, kind text, requested_by_role varchar', '''fuzz50.tp_ok'', ''pid'', ''id'''),
- ('rq_kind_int',    'pid int, requested_at timestamptz, kind int, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_at_text',     'pid int, requested_at text, kind text, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_at_date',     'pid int, requested_at date, kind text, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_at_ts',       'pid int, requested_at timestamp, kind text, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_no_at',       'pid int, kind text, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_no_role',     'pid int, requested_at timestamptz, kind text', '''tp_ok'', ''pid'''),
- ('rq_role_int',    'pid int, requested_at timestamptz, kind text, requested_by_role int', '''tp_ok'', ''pid'''),
- ('rq_role_enum',   'pid int, requested_at timestamptz, kind text, requested_by_role roles', '''tp_ok'', ''pid'''),
- ('rq_pid_text',    'pid text, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_pid_bigint',  'pid bigint, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_pid_jsonb',   'pid jsonb, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_no_pid',      'requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_dropped',     'x int, pid int, y text, requested_at timestamptz, z int, kind text, requested_by_role text', '''tp_ok'', ''pid'''),
- ('rq_p_missing',   'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_missing'', ''pid'''),
- ('rq_p_wrong',     'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_wrong'', ''pid'''),
- ('rq_p_badlabel',  'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_badlabel'', ''pid'''),
- ('rq_p_empty',     'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_empty'', ''pid'''),
- ('rq_p_nokey',     'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid'', ''nope'''),
- ('rq_p_absent',    'pid int, requested_at timestamptz, kind text, requested_by_role text', '''no_such_table'', ''pid'''),
- ('rq_one_arg',     'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'''),
- ('rq_four_args',   'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid'', ''id'', ''x''');
+ ('rq_ok',          'pid int, requested_at timestamptz, kind refund_rules.refund_kind, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_no_kind',     'pid int, requested_at timestamptz, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_kind_text',   'pid int, requested_at timestamptz, kind text, requested_by_role varchar', '''fuzz50.tp_ok'', ''pid'', ''id''', 'tp_ok (id)'),
+ ('rq_kind_int',    'pid int, requested_at timestamptz, kind int, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_at_text',     'pid int, requested_at text, kind text, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_at_date',     'pid int, requested_at date, kind text, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_at_ts',       'pid int, requested_at timestamp, kind text, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_no_at',       'pid int, kind text, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_no_role',     'pid int, requested_at timestamptz, kind text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_role_int',    'pid int, requested_at timestamptz, kind text, requested_by_role int', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_role_enum',   'pid int, requested_at timestamptz, kind text, requested_by_role roles', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_pid_text',    'pid text, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_pid_bigint',  'pid bigint, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_pid_jsonb',   'pid jsonb, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_no_pid',      'requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_dropped',     'x int, pid int, y text, requested_at timestamptz, z int, kind text, requested_by_role text', '''tp_ok'', ''pid''', 'tp_ok (id)'),
+ ('rq_p_missing',   'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_missing'', ''pid''', 'tp_missing (id)'),
+ ('rq_p_wrong',     'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_wrong'', ''pid''', 'tp_wrong (id)'),
+ ('rq_p_badlabel',  'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_badlabel'', ''pid''', 'tp_badlabel (id)'),
+ ('rq_p_empty',     'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_empty'', ''pid''', 'tp_empty (id)'),
+ ('rq_p_nokey',     'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid'', ''nope''', 'tp_ok (id)'),
+ ('rq_p_absent',    'pid int, requested_at timestamptz, kind text, requested_by_role text', '''no_such_table'', ''pid''', 'tp_ok (id)'),
+ ('rq_p_nofk',      'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid''', NULL),
+ ('rq_one_arg',     'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok''', 'tp_ok (id)'),
+ ('rq_four_args',   'pid int, requested_at timestamptz, kind text, requested_by_role text', '''tp_ok'', ''pid'', ''id'', ''x''', 'tp_ok (id)');
 
 -- The requests each table gets: purchase, moment (NOW: now(), the
 -- statement's; the trigger judges at the database's clock), kind, role.
@@ -652,6 +658,9 @@ INSERT INTO req_row VALUES
  (14, '1', '4714-11-24 00:00:00+00 BC', 'purchase', 'account_admin');
 
 CREATE TABLE trigger_calls (tbl text, n int, state text, message text);
+-- Whether the foreign key could be made (PostgreSQL's own errors: not part
+-- of the calls below).
+CREATE TABLE fk_made (tbl text PRIMARY KEY, state text, message text);
 DO $$
 DECLARE
     s record;
@@ -666,7 +675,17 @@ BEGIN
         IF s.name = 'rq_dropped' THEN
             ALTER TABLE rq_dropped DROP x, DROP y, DROP z;
         END IF;
-        EXECUTE format('CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON %I FOR EACH ROW '
+        IF s.fk IS NULL THEN
+            INSERT INTO fk_made VALUES (s.name, NULL, 'none');
+        ELSE
+            BEGIN
+                EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (pid) REFERENCES %s', s.name, s.fk);
+                INSERT INTO fk_made VALUES (s.name, '00000', NULL);
+            EXCEPTION WHEN OTHERS THEN
+                INSERT INTO fk_made VALUES (s.name, SQLSTATE, SQLERRM);
+            END;
+        END IF;
+        EXECUTE format('CREATE TRIGGER enforce AFTER INSERT OR UPDATE ON %I FOR EACH ROW '
                        'EXECUTE FUNCTION refund_rules.enforce_refund_policy(%s)', s.name, s.args);
         FOR x IN SELECT * FROM req_row ORDER BY n LOOP
             cols := ARRAY[]::text[];
@@ -709,12 +728,16 @@ BEGIN
     END LOOP;
 END $$;
 
+-- The foreign keys that could not be made.
+SELECT tbl, state, message FROM fk_made WHERE state IS DISTINCT FROM '00000' ORDER BY tbl;
 -- Per request table: the SQLSTATE of requests 1..14 and of the UPDATE.
 SELECT tbl, string_agg(CASE state WHEN '00000' THEN 'ok' ELSE state END, ' ' ORDER BY n) AS outcomes
   FROM trigger_calls GROUP BY tbl ORDER BY tbl;
--- The message of each table whose requests all fail alike.
+-- The message of each table whose requests all fail alike (but request 9,
+-- for a purchase that does not exist, which the foreign key refuses first
+-- where there is one).
 SELECT tbl, min(message) AS message
-  FROM trigger_calls WHERE n < 99
+  FROM trigger_calls WHERE n < 99 AND n <> 9
  GROUP BY tbl HAVING count(DISTINCT state) = 1 AND min(state) <> '00000'
  ORDER BY tbl;
 

@@ -1,0 +1,78 @@
+\echo Use "ALTER EXTENSION refund_rules UPDATE TO '1.2'" to load this file. \quit
+
+-- refund_rules 1.1 -> 1.2: enforcement rebuilt on PostgreSQL's own
+-- foundations.  The triggers are AFTER INSERT OR UPDATE row triggers bound
+-- by the request table's foreign key (the C library changes with them): a
+-- 1.1 trigger (BEFORE) is refused when it fires, with the statement that
+-- recreates it; the triggers to recreate are listed below as warnings.
+
+-- The schema belongs to the extension: nothing in it may be another
+-- role's, and from now on only a superuser may add to it.
+DO $guard$
+DECLARE
+  foreign_objects pg_catalog.text;
+BEGIN
+  SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), ', ')
+    INTO foreign_objects
+    FROM pg_catalog.pg_depend d
+   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+     AND d.refobjid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+     AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_extension'::pg_catalog.regclass
+     AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+                      WHERE e.classid OPERATOR(pg_catalog.=) d.classid
+                        AND e.objid OPERATOR(pg_catalog.=) d.objid
+                        AND e.deptype OPERATOR(pg_catalog.=) 'e');
+  IF foreign_objects IS NOT NULL THEN
+    RAISE EXCEPTION 'schema "%" holds objects that are not the extension''s', '@extschema@'
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Not part of refund_rules: ' || foreign_objects || '.',
+            HINT = 'Review and drop them (they may be look-alikes of the extension''s functions), then update again.';
+  END IF;
+  -- Only the owner may create in it; the owner becomes a superuser below.
+  REVOKE CREATE ON SCHEMA @extschema@ FROM PUBLIC;
+  PERFORM FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+    WHERE n.oid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+      AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+      AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner;
+  IF FOUND THEN
+    RAISE EXCEPTION 'other roles may create objects in schema "%"', '@extschema@'
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'REVOKE CREATE ON SCHEMA ' || '@extschema@' || ' FROM those roles, then update again.';
+  END IF;
+END
+$guard$;
+ALTER SCHEMA @extschema@ OWNER TO CURRENT_USER;
+
+-- Triggers of 1.1 to recreate as AFTER INSERT OR UPDATE row triggers.
+DO $recreate$
+DECLARE
+  t record;
+BEGIN
+  FOR t IN
+    SELECT tg.tgname, tg.tgrelid::pg_catalog.regclass AS rel, p.proname
+      FROM pg_catalog.pg_trigger tg
+      JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) tg.tgfoid
+     WHERE p.pronamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+       AND NOT tg.tgisinternal AND tg.tgparentid OPERATOR(pg_catalog.=) 0
+       AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 2) OPERATOR(pg_catalog.<>) 0
+  LOOP
+    RAISE WARNING 'trigger "%" on table % must be recreated for refund_rules 1.2', t.tgname, t.rel
+      USING DETAIL = t.proname || '() is now an AFTER INSERT OR UPDATE row trigger; until recreated, the trigger refuses every row.',
+            HINT = CASE WHEN t.proname OPERATOR(pg_catalog.=) 'protect_refunded_purchase'
+                        THEN 'Recreate it as CREATE CONSTRAINT TRIGGER ... AFTER INSERT OR UPDATE ON ... FROM <refund request table> FOR EACH ROW (see "Upgrading" in the README).'
+                        ELSE 'Recreate it as CREATE TRIGGER ... AFTER INSERT OR UPDATE ON ... FOR EACH ROW (see "Upgrading" in the README).' END;
+  END LOOP;
+END
+$recreate$;
+
+COMMENT ON FUNCTION @extschema@.enforce_refund_policy() IS
+  'AFTER INSERT OR UPDATE row trigger (best a constraint trigger) for refund requests. Arguments: purchases table, referencing column(s), key column(s) (default: the foreign key''s), then options requester=column|session, mpn_partner_admin_role=ROLE, account_admin_role=ROLE, max_lag=INTERVAL, mode=enforce|dry_run. The purchase is the one the foreign key on the referencing columns references, read and locked as its table''s owner; a request is judged at the database''s clock when the row is written; requested_at must be the transaction''s start (now()), give or take max_lag; raises 23514 for a refund the policy forbids';
+
+COMMENT ON FUNCTION @extschema@.refund_request_status(anyelement) IS
+  'What the enforce_refund_policy trigger of the row''s table would decide for inserting this refund request now, without inserting it or locking the purchase: allowed, reason codes (the purchase''s own as purchase_not_eligible unless the caller may read them) and deadline. The row''s requested_at is ignored: the request is one made now. Needs INSERT on the request table; writes nothing';
+
+COMMENT ON FUNCTION @extschema@.protect_refunded_purchase() IS
+  'AFTER INSERT OR UPDATE row trigger for the purchases table, made as a constraint trigger FROM the refund request table, companion of enforce_refund_policy. Arguments: refund request table, its referencing column(s), key column(s) of the purchases (default: the foreign key''s). Raises 23514 when a policy column or the key of a purchase with an accepted refund request changes, or such a purchase is inserted again';
+
+COMMENT ON FUNCTION @extschema@.enforce_refund_moment() IS
+  'AFTER INSERT OR UPDATE row trigger for a purchases table checked with check_refund. Arguments: the moment column (default refunded_at), then options kind=purchase|tax, max_lag=INTERVAL, mode=enforce|dry_run. A moment the statement writes must be the transaction''s start (now()), give or take max_lag, and is judged at the database''s clock too (backdated_request, postdated_request, 23514); a recorded refund cannot be withdrawn';
