@@ -42,7 +42,7 @@ for arg in "$@"; do
 	--no-matrix) matrix=0 ;;
 	[1-9] | [1-9][0-9]) export RR_PG_MAJOR=$arg && matrix=${matrix:-0} ;;
 	*)
-		sed -n '3,15s/^# \{0,1\}//p' "$0" >&2
+		sed -n '2,14s/^# \{0,1\}//p' "$0" >&2
 		exit 2
 		;;
 	esac
@@ -210,7 +210,7 @@ count_tests() {
 			ntests=$((ntests + 1))
 			case ${BASH_REMATCH[2]} in
 			ok*) pass "tap: ${BASH_REMATCH[1]}" ;;
-			*) ntests_failed=$((ntests_failed + 1)); fail "tap: ${BASH_REMATCH[1]} (${BASH_REMATCH[2]:0:60})" ;;
+			*) ntests_failed=$((ntests_failed + 1)); fail "tap: ${BASH_REMATCH[1]} (${BASH_REMATCH[2]:-not ok})" ;;
 			esac
 		elif [[ $line =~ ^(test[[:space:]]+|[[:space:]]+)([A-Za-z0-9_.+-]+)[[:space:]]+\.\.\.[[:space:]]*(.*)$ ]]; then
 			name=${BASH_REMATCH[2]}
