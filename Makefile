@@ -14,12 +14,12 @@ REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=refund_rules --encoding=UTF8
 ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
 ISOLATION_OPTS = --load-extension=refund_rules
+# What needs a cluster of its own (dump/restore, upgrades, memory, shards):
+# t/*.pl, PostgreSQL::Test::Cluster, run by prove_installcheck.
+TAP_TESTS = 1
 
+# The build uses PGXS's defaults; CI (scripts/test.sh) adds
+# PG_CFLAGS='-Wall -Wextra -Werror' on its own command line.
 PG_CONFIG ?= pg_config
-
-# Warnings are errors.  PostgreSQL's own headers are not -Wextra clean, so
-# they are read as system headers: the warnings cover our code only.
-PG_CFLAGS += -Wall -Wextra -Werror
-PG_CPPFLAGS += -isystem $(shell $(PG_CONFIG) --includedir-server)
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

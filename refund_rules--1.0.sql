@@ -55,7 +55,7 @@ CREATE FUNCTION @extschema@._refund_eligible(
     product_keys_viewed "any", upgraded_with_gold_discount "any",
     as_of pg_catalog.timestamptz)
 RETURNS pg_catalog.bool
-AS 'MODULE_PATHNAME', 'refund_eligible_columns'
+AS 'MODULE_PATHNAME', '_refund_eligible'
 LANGUAGE C IMMUTABLE PARALLEL SAFE COST 5
 SUPPORT @extschema@.refund_rules_support;
 COMMENT ON FUNCTION @extschema@._refund_eligible("any", "any", "any", "any", "any", pg_catalog.timestamptz) IS
@@ -64,7 +64,7 @@ COMMENT ON FUNCTION @extschema@._refund_eligible("any", "any", "any", "any", "an
 CREATE FUNCTION @extschema@._tax_refund_eligible(
     purchased_at "any", tax_exempt "any", as_of pg_catalog.timestamptz)
 RETURNS pg_catalog.bool
-AS 'MODULE_PATHNAME', 'tax_refund_eligible_columns'
+AS 'MODULE_PATHNAME', '_tax_refund_eligible'
 LANGUAGE C IMMUTABLE PARALLEL SAFE COST 5
 SUPPORT @extschema@.refund_rules_support;
 COMMENT ON FUNCTION @extschema@._tax_refund_eligible("any", "any", pg_catalog.timestamptz) IS
@@ -75,7 +75,7 @@ CREATE FUNCTION @extschema@._refund_ineligibility_reasons(
     product_keys_viewed "any", upgraded_with_gold_discount "any",
     tax_exempt "any", as_of pg_catalog.timestamptz, kind @extschema@.refund_kind)
 RETURNS pg_catalog.text[]
-AS 'MODULE_PATHNAME', 'refund_ineligibility_reasons_columns'
+AS 'MODULE_PATHNAME', '_refund_ineligibility_reasons'
 LANGUAGE C IMMUTABLE PARALLEL SAFE COST 5;
 COMMENT ON FUNCTION @extschema@._refund_ineligibility_reasons("any", "any", "any", "any", "any", "any", pg_catalog.timestamptz, @extschema@.refund_kind) IS
   'refund_ineligibility_reasons on separate columns (what the planner rewrites refund_ineligibility_reasons(p) into)';
@@ -90,7 +90,7 @@ CREATE FUNCTION @extschema@._refund_status(
     OUT tax_refund_eligible pg_catalog.bool,
     OUT tax_refund_reasons pg_catalog.text[],
     OUT tax_refund_deadline pg_catalog.timestamptz)
-AS 'MODULE_PATHNAME', 'refund_status_columns'
+AS 'MODULE_PATHNAME', '_refund_status'
 LANGUAGE C IMMUTABLE PARALLEL SAFE COST 10;
 COMMENT ON FUNCTION @extschema@._refund_status("any", "any", "any", "any", "any", "any", pg_catalog.timestamptz) IS
   'refund_status on separate columns (what the planner rewrites refund_status(p) into)';

@@ -8,7 +8,8 @@
 #   bench/run.sh 1000000      # a quick run
 #   bench/run.sh > bench/results-10M.md
 #
-# It starts its own cluster (scripts/lib.sh), installs the extension, builds
+# It runs in a throwaway cluster of its own (pg_virtualenv, as postgres when
+# started as root, Unix socket only), installs the extension, builds
 # ROWS purchases spread over the two years that end now, and times every
 # query BENCH_RUNS times, interleaved round-robin so that noise hits all
 # alike; it reports medians, the ratios the design sets as targets (MET /
@@ -17,21 +18,16 @@
 #
 # Environment (all optional):
 #   BENCH_RUNS=5              timed runs of each query
-#   BENCH_CLUSTER=bench       cluster name (folder under RR_TMP)
-#   BENCH_PORT=54403          cluster port (Unix socket only)
 #   BENCH_SHARED_BUFFERS=4GB  enough to hold the table and its indexes
 #   BENCH_PGBENCH_SECONDS=10  duration of each pgbench run
 #   BENCH_PGBENCH_CLIENTS=2   pgbench clients (and threads)
 #   BENCH_PGBENCH_ROUNDS=5    pgbench runs of each trigger variant
 #   BENCH_BUILD=0             1: build and install the extension first
-#   BENCH_KEEP=0              1: leave the cluster running afterwards
 
 set -euo pipefail
 
 ROWS=${1:-10000000}
 RUNS=${BENCH_RUNS:-5}
-CLUSTER=${BENCH_CLUSTER:-bench}
-PORT=${BENCH_PORT:-54403}
 SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-4GB}
 PGB_SECONDS=${BENCH_PGBENCH_SECONDS:-10}
 PGB_CLIENTS=${BENCH_PGBENCH_CLIENTS:-2}
@@ -48,16 +44,36 @@ esac
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+export PATH="$RR_PGBIN:$PATH"
+
+say() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Outside a cluster: build if asked (or not installed), then run this script
+# again inside pg_virtualenv with the bench's settings.
+if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
+	if [ "${BENCH_BUILD:-0}" = 1 ] ||
+		[ ! -f "$("$RR_PG_CONFIG" --sharedir)/extension/refund_rules.control" ]; then
+		say "building and installing the extension"
+		rr_make >&2 && rr_as_root make PG_CONFIG="$RR_PG_CONFIG" install >&2
+	fi
+	sock=$(mktemp -d /tmp/refund_rules-bench-socket.XXXXXX)
+	chmod 777 "$sock"
+	cmd=(env BENCH_IN_CLUSTER=1 pg_virtualenv -v "$RR_PG_MAJOR" -o "listen_addresses= "
+		-o "unix_socket_directories=$sock" -o "shared_buffers=$SHARED_BUFFERS" -o work_mem=256MB
+		-o maintenance_work_mem=1GB -o max_wal_size=16GB -o checkpoint_timeout=1h -o autovacuum=off
+		-o jit=off -o max_parallel_workers_per_gather=0 -o max_connections=50 -o timezone=UTC
+		-o synchronous_commit=off env PGHOST="$sock" bash "$PWD/bench/run.sh" "$ROWS")
+	say "starting a throwaway cluster (pg_virtualenv)"
+	rc=0
+	if rr_is_root; then runuser -u postgres -- "${cmd[@]}" || rc=$?; else "${cmd[@]}" || rc=$?; fi
+	rm -rf "$sock"
+	exit "$rc"
+fi
 
 WORK=$(mktemp -d /tmp/refund_rules-bench.XXXXXX)
 chmod 755 "$WORK"
-cleanup() {
-	[ "${BENCH_KEEP:-0}" = 1 ] || rr_stop_all
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'rm -rf "$WORK"' EXIT
 
-say() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 psql_() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 sql() { psql_ -At -c "$1"; }
 
@@ -70,32 +86,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf 
 met() { awk -v r="$1" -v op="$2" -v l="$3" 'BEGIN { ok = (op == "<=") ? (r <= l) : (r >= l); print (ok ? "MET" : "NOT MET") }'; }
 
 ########################################################################
-# Cluster and data
+# Data
 ########################################################################
 
-if [ "${BENCH_BUILD:-0}" = 1 ] ||
-	[ ! -f "$("$RR_PG_CONFIG" --sharedir)/extension/refund_rules.control" ]; then
-	say "building and installing the extension"
-	rr_make >&2 && rr_as_root make PG_CONFIG="$RR_PG_CONFIG" install >&2
-fi
-
-say "starting cluster $CLUSTER on port $PORT"
-rr_start_cluster "$CLUSTER" "$PORT" >&2
-rr_as_pg tee -a "$(rr_cluster_dir "$CLUSTER")/data/postgresql.conf" >/dev/null <<EOF
-
-# bench/run.sh
-shared_buffers = $SHARED_BUFFERS
-work_mem = '256MB'
-maintenance_work_mem = '1GB'
-max_wal_size = '16GB'
-checkpoint_timeout = '1h'
-autovacuum = off
-jit = off
-max_parallel_workers_per_gather = 0
-max_connections = 50
-timezone = 'UTC'
-EOF
-rr_restart_cluster "$CLUSTER" >&2
 createdb -T template0 "$DB"
 sql "CREATE EXTENSION refund_rules; CREATE EXTENSION pg_prewarm;" >/dev/null
 

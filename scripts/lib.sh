@@ -13,11 +13,11 @@
 #   rr_so_installed_is FILE    is the installed refund_rules.so FILE's copy?
 #   rr_run_logged LOG CMD...   CMD's output to LOG, a progress line every 8 s
 #   rr_indent                  indent stdin; "[still running, N s]" after 8 s idle
-#   rr_start_cluster NAME PORT throwaway cluster; exports PGHOST PGPORT PGUSER PGDATABASE
-#   rr_stop_cluster NAME       stop it and remove its folder
-#   rr_stop_all                stop every cluster this shell started (for traps)
 #
-# Environment: RR_TMP is where clusters, logs and packages go (default
+# Throwaway clusters come from pg_virtualenv (postgresql-common) and, for the
+# TAP tests, from PostgreSQL::Test::Cluster: there is no cluster manager here.
+#
+# Environment: RR_TMP is where logs, packages and the test copy go (default
 # /tmp/refund_rules, or /tmp/refund_rules-USER when not root). RR_PG_MAJOR is
 # the PostgreSQL major version to build and test against (default: what
 # rr_detect_pg_major finds).
@@ -63,13 +63,13 @@ RR_DEPS=(
 	cppcheck
 	debhelper
 	dpkg-dev
+	libipc-run-perl
+	postgresql-common
 	postgresql-server-dev-all
 	python3
 	python3-psycopg2
 	sudo
 )
-# Names of the clusters started by this shell, for rr_stop_all.
-RR_CLUSTERS=${RR_CLUSTERS:-}
 # Debian's Python, the one python3-psycopg2 installs into (a python3 of
 # pyenv or a virtualenv earlier on PATH has not got it).
 RR_PYTHON=/usr/bin/python3
@@ -236,102 +236,4 @@ rr_so_installed_is() {
 	rr_log "    installed $inst: sha256 ${got:-(missing)}"
 	rr_log "    built     $built: sha256 ${want:-(missing)}"
 	return 1
-}
-
-# rr_cluster_dir NAME: the folder of cluster NAME.
-rr_cluster_dir() { printf '%s/%s\n' "$RR_TMP" "$1"; }
-
-# rr_as_pg CMD...: run CMD as the cluster's owner (postgres when we are root,
-# from /, a directory postgres may enter: give CMD absolute paths).
-rr_as_pg() {
-	if rr_is_root; then
-		(cd / && runuser -u postgres -- "$@")
-	else
-		"$@"
-	fi
-}
-
-# rr_start_cluster NAME PORT: initdb + start a throwaway cluster in
-# $RR_TMP/NAME, reachable only through a Unix socket in that folder.
-rr_start_cluster() {
-	local name=${1:?rr_start_cluster NAME PORT} port=${2:?rr_start_cluster NAME PORT}
-	local dir
-	dir=$(rr_cluster_dir "$name")
-	rr_stop_cluster "$name" >/dev/null 2>&1
-
-	mkdir -p "$RR_TMP" "$dir" || return 1
-	RR_CLUSTERS="$RR_CLUSTERS $name" # so that rr_stop_all removes it, started or not
-	chmod 755 "$RR_TMP" 2>/dev/null
-	if rr_is_root; then
-		chown postgres:postgres "$dir" || return 1
-	fi
-	chmod 700 "$dir"
-	rr_as_pg "$RR_PGBIN/initdb" -D "$dir/data" --auth=trust -U postgres \
-		--no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 || {
-		rr_log "initdb failed for cluster $name:"
-		cat "$dir/initdb.log" >&2
-		return 1
-	}
-	rr_as_pg tee -a "$dir/data/postgresql.conf" >/dev/null <<-EOF
-
-		# refund_rules throwaway cluster
-		listen_addresses = ''
-		unix_socket_directories = '$dir'
-		port = $port
-		fsync = off
-		synchronous_commit = off
-		full_page_writes = off
-		max_prepared_transactions = 10
-		log_min_messages = warning
-		log_line_prefix = '%m [%p] '
-	EOF
-	if ! rr_as_pg "$RR_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
-		-w -t 60 start >/dev/null; then
-		rr_log "cluster $name did not start; server log $dir/server.log:"
-		cat "$dir/server.log" >&2
-		return 1
-	fi
-	export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
-	rr_log "cluster $name: socket $dir port $port, log $dir/server.log"
-}
-
-# rr_cluster_log NAME: path of the server log of cluster NAME.
-rr_cluster_log() { printf '%s/server.log\n' "$(rr_cluster_dir "$1")"; }
-
-# rr_restart_cluster NAME: restart (e.g. to load a freshly installed library).
-rr_restart_cluster() {
-	local dir
-	dir=$(rr_cluster_dir "${1:?rr_restart_cluster NAME}")
-	rr_as_pg "$RR_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
-		-m fast -w -t 60 restart >/dev/null || {
-		rr_log "cluster $1 did not restart; server log:"
-		cat "$dir/server.log" >&2
-		return 1
-	}
-}
-
-# rr_stop_cluster NAME: stop cluster NAME (if running) and remove its folder.
-rr_stop_cluster() {
-	local name=${1:?rr_stop_cluster NAME} dir
-	dir=$(rr_cluster_dir "$name")
-	if [ -f "$dir/data/postmaster.pid" ]; then
-		rr_as_pg "$RR_PGBIN/pg_ctl" -D "$dir/data" -m immediate -w -t 60 stop >/dev/null 2>&1 ||
-			rr_log "could not stop cluster $name"
-	fi
-	rm -rf "$dir"
-	local n keep=
-	for n in $RR_CLUSTERS; do
-		[ "$n" = "$name" ] || keep="$keep $n"
-	done
-	RR_CLUSTERS=$keep
-	return 0
-}
-
-# rr_stop_all: stop every cluster started by this shell; quiet, never fails.
-rr_stop_all() {
-	local name
-	for name in $RR_CLUSTERS; do
-		rr_stop_cluster "$name" >/dev/null 2>&1
-	done
-	return 0
 }

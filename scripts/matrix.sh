@@ -8,7 +8,8 @@
 #
 #   rr_matrix_run     for each MAJOR:SUITE of RR_MATRIX (default
 #                     "17:trixie 18:sid"): create a chroot of SUITE under
-#                     RR_CHROOT_DIR, copy this repository (and ../shared)
+#                     RR_CHROOT_DIR, copy this repository (and RR_SHARED,
+#                     default ../shared beside it, when it exists)
 #                     in, run scripts/test.sh MAJOR inside, fold its counts
 #                     and failed checks into this run's, remove the chroot
 #                     (also when anything failed or the run is interrupted)
@@ -18,6 +19,8 @@
 
 RR_MATRIX=${RR_MATRIX:-17:trixie 18:sid}
 RR_CHROOT_DIR=${RR_CHROOT_DIR:-/var/tmp/refund_rules-chroots}
+# The project's shared folder (a git worktree elsewhere: set RR_SHARED).
+RR_SHARED=${RR_SHARED:-$(dirname "$PWD")/shared}
 # The longest one version may take inside its chroot, set-up included.
 RR_MATRIX_TIMEOUT=${RR_MATRIX_TIMEOUT:-2700}
 matrix_summary=
@@ -56,7 +59,7 @@ rr_matrix_one() {
 		return
 	fi
 	rr_as_root bash scripts/chroot.sh copy "$dir" "$PWD" /work/refund_rules &&
-		{ [ ! -d ../shared ] || rr_as_root bash scripts/chroot.sh copy "$dir" "$(cd ../shared && pwd)" /work/shared; }
+		{ [ ! -d "$RR_SHARED" ] || rr_as_root bash scripts/chroot.sh copy "$dir" "$(cd "$RR_SHARED" && pwd)" /work/shared; }
 	check "copy the repository into the chroot" test -f "$dir/work/refund_rules/scripts/test.sh"
 
 	echo "  bash scripts/test.sh $major in the chroot (log: $log)"

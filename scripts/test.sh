@@ -1,36 +1,36 @@
 #!/usr/bin/env bash
-# scripts/test.sh - the whole test run of refund_rules (what CI runs).
+# scripts/test.sh - the all-in-one test run of refund_rules on a fresh Debian
+# machine: what CI runs (.ci/run). A developer uses PostgreSQL's commands:
+#   make installcheck                  against a running server (as a non-root user)
+#   pg_virtualenv make installcheck    in a throwaway cluster
 #
 #   bash scripts/test.sh [MAJOR] [--matrix | --no-matrix]
 #
 # MAJOR is the PostgreSQL major version to test (default: RR_PG_MAJOR, else
 # the one this machine has, see scripts/lib.sh). With --matrix (the default
-# when CI=true and no MAJOR is given) the run goes on, after this machine's
-# version, to every version of RR_MATRIX ("MAJOR:SUITE ...", default
-# "17:trixie 18:sid"), each in a throwaway Debian chroot of that suite
-# (scripts/chroot.sh, under RR_CHROOT_DIR, default /var/tmp/refund_rules-chroots)
-# that runs this script with its MAJOR and is removed afterwards; their
-# checks are counted in the final line. RR_MATRIX_HOST=0 leaves out this
-# machine's own run (then RR_MATRIX may name its version too).
+# when CI=true and no MAJOR is given) the run goes on to every version of
+# RR_MATRIX ("MAJOR:SUITE ...", default "17:trixie 18:sid"), each in a
+# throwaway Debian chroot (scripts/matrix.sh, scripts/chroot.sh) that runs
+# this script with its MAJOR; their checks are counted in the final line.
 #
-# Each version runs:
+# Each version runs, as root (or a user with passwordless sudo):
 #   a. install the Debian packages needed (scripts/lib.sh: rr_install_deps)
-#   b. build the Debian package and install it with dpkg -i (test/package.sh)
-#   c. warning-free build (-Wall -Wextra -Werror) and cppcheck
-#   d. throwaway cluster "test" (port 54351), make installcheck against the
-#      installed package; every pg_regress / isolation test is one check
-#   e. every other test/*.sh, one check each (cwd = repo root, PGHOST etc. set)
-#   f. UBSan build installed over it, make installcheck again, server log free
-#      of "runtime error"; then the normal build is restored
+#   b. build the Debian package, dpkg -i it, check what it ships (test/package.sh)
+#   c. CI's build: PG_CFLAGS='-Wall -Wextra -Werror', PostgreSQL's headers
+#      read with -isystem (the warnings are ours only); cppcheck on every *.c
+#   d. in a copy of the tree owned by postgres, as postgres: pg_virtualenv
+#      (Unix socket only) around make installcheck: pg_regress, isolation,
+#      and prove_installcheck for t/*.pl (PostgreSQL::Test::Cluster)
+#   e. every test/*.sh but package.sh (README runners, Debian server, Citus)
+#   f. the UBSan build installed, d again, no "runtime error" in any server
+#      log (pg_virtualenv's and the TAP nodes'); then the normal build again
 #
-# Every step counts as passed or failed; the run keeps going after a failure and
-# ends with exactly one line "N passed, N failed" (exit status 1 if any failed).
-# Runs unattended, as root (CI) or as a user with passwordless sudo (from a
-# terminal, sudo may ask for the password once, at the start); otherwise it
-# stops at once. Every step prints its name and its time; test results
-# stream as they come, and a long step says "[still running, N s]".
-# Before each installcheck, the installed refund_rules.so must be the one
-# just built (sha256), or that installcheck is not run and counts as failed.
+# Counting: each step's check is one; each pg_regress or isolation test is
+# one check; each t/*.pl file is one check, passed only when prove says "ok"
+# for it (a skipped file fails), whatever the number of its TAP assertions
+# (prove's "Files=N, Tests=M" line shows those); each test/*.sh is one check.
+# The run goes on after a failure and ends with exactly one line
+# "N passed, N failed" (exit status 1 if any failed).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
@@ -42,7 +42,7 @@ for arg in "$@"; do
 	--no-matrix) matrix=0 ;;
 	[1-9] | [1-9][0-9]) export RR_PG_MAJOR=$arg && matrix=${matrix:-0} ;;
 	*)
-		sed -n '3,15s/^# \{0,1\}//p' "$0" >&2
+		sed -n '2,14s/^# \{0,1\}//p' "$0" >&2
 		exit 2
 		;;
 	esac
@@ -55,10 +55,14 @@ export PATH="$RR_PGBIN:$PATH"
 # Every check is labelled with the version it runs on.
 LABEL=${RR_LABEL:-pg$RR_PG_MAJOR}
 
-TEST_CLUSTER='test'
-TEST_PORT=54351
 WARN_CFLAGS='-Wall -Wextra -Werror'
+# PostgreSQL's own headers are not -Wextra clean: read them as system headers.
+WARN_CPPFLAGS="-isystem $("$RR_PG_CONFIG" --includedir-server 2>/dev/null)"
 UBSAN_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $WARN_CFLAGS"
+# The copy of the tree the tests run in (owned by postgres: PostgreSQL
+# refuses to run as root) and its socket folder.
+SRC=$RR_TMP/src
+SOCK=$RR_TMP/socket
 UBSAN_LDFLAGS='-fsanitize=undefined'
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 LOGDIR=$RR_TMP/logs
@@ -105,7 +109,6 @@ step() {
 indent() { rr_indent '    '; }
 
 cleanup() {
-	rr_stop_all >/dev/null 2>&1
 	# a chroot of the matrix that an interrupted run left (scripts/matrix.sh)
 	if [ -n "${RR_MATRIX_CHROOT:-}" ]; then
 		rr_as_root bash scripts/chroot.sh remove "$RR_MATRIX_CHROOT" >/dev/null 2>&1
@@ -126,7 +129,7 @@ fi
 # Show regression.diffs of a failed installcheck.
 show_diffs() {
 	local f
-	for f in regression.diffs output_iso/regression.diffs; do
+	for f in "$SRC"/regression.diffs "$SRC"/output_iso/regression.diffs; do
 		if [ -s "$f" ]; then
 			printf -- '--- %s ---\n' "$f"
 			cat "$f"
@@ -134,17 +137,43 @@ show_diffs() {
 	done
 }
 
-# run_installcheck LABEL LOG [MAKE ARGS...]: make installcheck, output to the
-# screen and LOG; returns make's status.
+# copy_tree: the tree's files (not its build products) into SRC, for postgres.
+copy_tree() {
+	rr_as_root rm -rf "$SRC" && mkdir -p "$SRC" "$SOCK" || return 1
+	if git ls-files >/dev/null 2>&1; then
+		git ls-files -z --cached --others --exclude-standard |
+			while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+			tar --null -T - -cf - | tar -xf - -C "$SRC"
+	else
+		tar --exclude-vcs --exclude-vcs-ignores -cf - . | tar -xf - -C "$SRC"
+	fi
+	rr_as_root chown -R postgres "$SRC" "$SOCK"
+}
+
+# virtualenv CMD...: CMD as postgres in SRC, in a throwaway cluster of
+# pg_virtualenv that listens on a Unix socket in SOCK only.
+virtualenv() {
+	rr_as_root timeout --foreground "${RR_TIMEOUT:-1800}" runuser -u postgres -- env -C "$SRC" pg_virtualenv -v "$RR_PG_MAJOR" -o 'listen_addresses= ' -o "unix_socket_directories=$SOCK" \
+		env PGHOST="$SOCK" "$@"
+}
+
+# run_installcheck LOG: pg_virtualenv, then in it make installcheck in three
+# parts (so that a failed part does not hide the tests of the next); the
+# server log is kept as LOG.server. Output to the screen and LOG.
 run_installcheck() {
-	local label=$1 log=$2
-	shift 2
-	echo "  make installcheck $* ($label)"
-	# The log keeps everything; the screen skips pg_regress's database setup.
-	# --foreground: in our process group, so that Ctrl-C stops it at once
-	# (on expiry, timeout then ends make only, not what make started).
-	timeout --foreground 1800 make PG_CONFIG="$RR_PG_CONFIG" installcheck "$@" 2>&1 | tee "$log" |
-		rr_indent '    ' '^(SET|DROP DATABASE|CREATE DATABASE|ALTER DATABASE)$'
+	local log=$1
+	echo "  pg_virtualenv make installcheck (as postgres, in $SRC)"
+	: >"$log.server"
+	rr_as_root chmod 777 "$log.server"
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	virtualenv bash -c '
+		rc=0
+		make installcheck ISOLATION= TAP_TESTS= PG_CONFIG="$1" || rc=1
+		make installcheck REGRESS= TAP_TESTS= PG_CONFIG="$1" || rc=1
+		make installcheck REGRESS= ISOLATION= PG_CONFIG="$1" || rc=1
+		cat "${PG_CLUSTER_CONF_ROOT%/postgresql}"/log/*.log >"$2"
+		exit $rc' installcheck "$RR_PG_CONFIG" "$log.server" 2>&1 | tee "$log" |
+		rr_indent '    ' '^(SET|DROP DATABASE|CREATE DATABASE|ALTER DATABASE|# Checking port|# Found port)'
 	return "${PIPESTATUS[0]}"
 }
 
@@ -157,7 +186,8 @@ run_installcheck() {
 ntests=0
 ntests_failed=0
 count_tests() {
-	local log=$1 suite=regress line name result
+	local log=$1 suite=regress line name result t
+	tap_seen=''
 	while IFS= read -r line; do
 		case $line in
 		*pg_isolation_regress*) suite=isolation; continue ;;
@@ -175,6 +205,13 @@ count_tests() {
 				ntests_failed=$((ntests_failed + 1))
 				fail "$suite: $name"
 			fi
+		elif [[ $line =~ ^(t/[A-Za-z0-9_.-]+\.pl)[[:space:]]\.+[[:space:]](.*)$ ]]; then
+			tap_seen+=" ${BASH_REMATCH[1]}"
+			ntests=$((ntests + 1))
+			case ${BASH_REMATCH[2]} in
+			ok*) pass "tap: ${BASH_REMATCH[1]}" ;;
+			*) ntests_failed=$((ntests_failed + 1)); fail "tap: ${BASH_REMATCH[1]} (${BASH_REMATCH[2]:-not ok})" ;;
+			esac
 		elif [[ $line =~ ^(test[[:space:]]+|[[:space:]]+)([A-Za-z0-9_.+-]+)[[:space:]]+\.\.\.[[:space:]]*(.*)$ ]]; then
 			name=${BASH_REMATCH[2]}
 			result=${BASH_REMATCH[3]}
@@ -193,44 +230,40 @@ count_tests() {
 			esac
 		fi
 	done <"$log"
+	# A t/*.pl that prove never reached, or reported over several lines
+	# (prove prints "t/x.pl .. " and the verdict after the test's output).
+	for t in t/*.pl; do
+		[ -e "$t" ] || continue
+		case "$tap_seen " in *" $t "*) continue ;; esac
+		ntests=$((ntests + 1))
+		if grep -qE "^${t//./\\.} \.+ ok" "$log"; then
+			pass "tap: $t"
+		else
+			ntests_failed=$((ntests_failed + 1))
+			fail "tap: $t (not ok; see its output above and $SRC/tmp_check/log)"
+		fi
+	done
 }
 
-# installcheck_checks LABEL LOGNAME [count]: make installcheck; with "count",
-# every test is one check, and a failure that no test line names is one more.
-# On failure the diffs are shown. Returns non-zero on failure.
+# installcheck_checks LABEL LOGNAME [count]: run_installcheck in a fresh copy
+# of the tree; with "count", every test is one check. On failure the diffs
+# are shown. Returns non-zero on failure.
 installcheck_checks() {
-	local label=$1 log=$LOGDIR/$2.log counting=${3:-} rc nsql nspec
-	nsql=$(find sql -maxdepth 1 -name '*.sql' 2>/dev/null | wc -l)
-	nspec=$(find specs -maxdepth 1 -name '*.spec' 2>/dev/null | wc -l)
-	rm -rf results output_iso regression.diffs regression.out
+	local label=$1 log=$LOGDIR/$2.log counting=${3:-} rc
 	ntests=0
 	ntests_failed=0
-	run_installcheck "$label" "$log"
+	copy_tree || return 1
+	run_installcheck "$log"
 	rc=$?
-	if [ "$rc" -ne 0 ] && [ "$nspec" -gt 0 ] && [ "$nsql" -gt 0 ] &&
-		! grep -q pg_isolation_regress "$log"; then
-		# pg_regress failed, so make never reached the isolation suite: run it
-		# on its own so that every test is counted.
-		echo "  (the regression suite failed; running the isolation suite on its own)"
-		run_installcheck "$label, isolation only" "$log.iso" REGRESS=
-		cat "$log.iso" >>"$log"
-		rc=1
-	fi
 	[ "$counting" = count ] && count_tests "$log"
 	if [ "$rc" -ne 0 ]; then
 		echo "  installcheck failed; diffs:"
 		show_diffs | indent
-		if [ "$counting" = count ] && [ "$ntests_failed" -eq 0 ]; then
-			fail "$label: make installcheck exit status $rc, no failed test named (see above)"
-		fi
 		return 1
 	fi
 	if [ "$counting" = count ] && [ "$ntests" -eq 0 ]; then
-		if [ $((nsql + nspec)) -gt 0 ]; then
-			fail "$label: make installcheck ran no test"
-			return 1
-		fi
-		pass "$label: CREATE EXTENSION (no tests in sql/ or specs/ yet)"
+		echo "  make installcheck ran no test"
+		return 1
 	fi
 	return 0
 }
@@ -239,7 +272,6 @@ installcheck_checks() {
 # if any failed. A run inside a chroot of the matrix (RR_RESULT_FILE set)
 # also writes its counts and failed checks there for the parent run.
 finish() {
-	rr_stop_all >/dev/null 2>&1
 	echo
 	if [ "$failed" -gt 0 ]; then
 		echo "Failed:"
@@ -301,7 +333,7 @@ warning_build() {
 	local log=$LOGDIR/build-warnings.log
 	rr_make clean >/dev/null 2>&1
 	: >"$log"
-	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$WARN_CFLAGS"; then
+	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$WARN_CFLAGS" PG_CPPFLAGS="$WARN_CPPFLAGS"; then
 		indent <"$log"
 		return 1
 	fi
@@ -309,7 +341,7 @@ warning_build() {
 		grep -B2 -A4 'warning:' "$log" | indent
 		return 1
 	fi
-	echo "    built with PG_CFLAGS='$WARN_CFLAGS': no warnings"
+	echo "    built with PG_CFLAGS='$WARN_CFLAGS' PG_CPPFLAGS='$WARN_CPPFLAGS': no warnings"
 }
 check "make PG_CFLAGS='$WARN_CFLAGS'" warning_build
 
@@ -329,7 +361,7 @@ run_cppcheck() {
 		-I"$inc" -D__GNUC__=12 -D__x86_64__ -D__linux__ \
 		--suppress=missingIncludeSystem --suppress=toomanyconfigs \
 		--suppress='*:/usr/include/*' \
-		refund_rules.c
+		./*.c
 	rc=$?
 	out=$(cat "$log")
 	if [ -n "$out" ]; then printf '%s\n' "$out" | indent; fi
@@ -343,48 +375,36 @@ run_cppcheck() {
 	if [ "$rc" -eq 0 ]; then echo "    cppcheck $(cppcheck --version | sed 's/^Cppcheck //') ${level[*]}: no findings"; fi
 	return "$rc"
 }
-check "cppcheck refund_rules.c" run_cppcheck
+check "cppcheck *.c" run_cppcheck
 
 # ---------------------------------------------------------------------------
-step "d. make installcheck against the installed package"
-cluster_up=0
-if rr_start_cluster "$TEST_CLUSTER" "$TEST_PORT"; then
-	cluster_up=1
-	pass "start cluster $TEST_CLUSTER (port $TEST_PORT)"
+step "d. pg_virtualenv make installcheck against the installed package"
+if [ "$so_ok" -eq 1 ]; then
+	check "pg_virtualenv make installcheck: exit status 0" installcheck_checks installcheck installcheck count
 else
-	fail "start cluster $TEST_CLUSTER (port $TEST_PORT)"
-fi
-if [ "$cluster_up" -eq 1 ] && [ "$so_ok" -eq 1 ]; then
-	installcheck_checks "installcheck" installcheck count
-elif [ "$cluster_up" -eq 1 ]; then
 	fail "installcheck not run: the installed refund_rules.so is not the package's (step b)"
 fi
 
 # ---------------------------------------------------------------------------
-step "e. shell tests (test/*.sh)"
-nshell=0
+step "e. README runners and other test/*.sh"
 for t in test/*.sh; do
 	[ -e "$t" ] || continue
 	case $t in
 	test/package.sh) continue ;; # step b
+	test/debian_server.sh) cmd=(rr_as_root timeout --foreground 900 bash "$t") ;; # its own Debian cluster
+	*) cmd=(virtualenv bash "$t") ;;
 	esac
-	nshell=$((nshell + 1))
 	echo "  --- $t"
 	t0=$SECONDS
-	if [ "$cluster_up" -eq 1 ]; then
-		timeout --foreground 900 bash "$t" </dev/null 2>&1 | indent
-		rc=${PIPESTATUS[0]}
-	else
-		echo "    (no cluster)"
-		rc=1
-	fi
+	[ -d "$SRC" ] || copy_tree
+	"${cmd[@]}" </dev/null 2>&1 | indent
+	rc=${PIPESTATUS[0]}
 	if [ "$rc" -eq 0 ]; then
 		pass "$t" "$((SECONDS - t0)) s"
 	else
 		fail "$t (exit status $rc)" "$((SECONDS - t0)) s"
 	fi
 done
-[ "$nshell" -gt 0 ] || echo "  (no shell tests besides test/package.sh)"
 
 # ---------------------------------------------------------------------------
 step "f. UBSan build and installcheck"
@@ -392,7 +412,8 @@ ubsan_build_install() {
 	local log=$LOGDIR/build-ubsan.log
 	rr_make clean >/dev/null 2>&1
 	: >"$log"
-	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$UBSAN_CFLAGS" PG_LDFLAGS="$UBSAN_LDFLAGS"; then
+	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$UBSAN_CFLAGS" PG_CPPFLAGS="$WARN_CPPFLAGS" \
+		PG_LDFLAGS="$UBSAN_LDFLAGS"; then
 		indent <"$log"
 		return 1
 	fi
@@ -405,30 +426,19 @@ ubsan_build_install() {
 	rr_so_installed_is refund_rules.so 2>&1 | indent
 	return "${PIPESTATUS[0]}"
 }
-ubsan_ok=0
-if ubsan_build_install; then
-	pass "UBSan build and install"
-	if [ "$cluster_up" -eq 1 ]; then
-		rr_restart_cluster "$TEST_CLUSTER" && ubsan_ok=1
-	else
-		rr_start_cluster "$TEST_CLUSTER" "$TEST_PORT" && cluster_up=1 && ubsan_ok=1
-	fi
-	[ "$ubsan_ok" -eq 1 ] || fail "restart cluster $TEST_CLUSTER for UBSan"
-else
-	fail "UBSan build and install"
-fi
-if [ "$ubsan_ok" -eq 1 ]; then
+if check "UBSan build and install" ubsan_build_install; then
 	# One check: the individual tests were counted in step d.
 	check "ubsan installcheck" installcheck_checks "ubsan installcheck" installcheck-ubsan
-	serverlog=$(rr_cluster_log "$TEST_CLUSTER")
 	# UBSan prints "runtime error" and (no recovery) ends the backend.
 	bad='runtime error|server process .*(terminated by signal|exited with exit code)'
-	if grep -E "$bad" "$serverlog" >"$LOGDIR/ubsan-errors.log"; then
-		echo "  server log $serverlog:"
-		grep -E -B1 -A3 "$bad" "$serverlog" | indent
-		fail "UBSan: no runtime error in the server log"
+	if cat "$LOGDIR/installcheck-ubsan.log.server" "$SRC"/tmp_check/log/*.log 2>/dev/null |
+		grep -E -B1 -A3 "$bad" >"$LOGDIR/ubsan-errors.log"; then
+		indent <"$LOGDIR/ubsan-errors.log"
+		fail "UBSan: no runtime error in the server logs"
+	elif [ -s "$LOGDIR/installcheck-ubsan.log.server" ]; then
+		pass "UBSan: no runtime error in the server logs"
 	else
-		pass "UBSan: no runtime error in the server log"
+		fail "UBSan: no server log to read ($LOGDIR/installcheck-ubsan.log.server)"
 	fi
 fi
 

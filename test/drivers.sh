@@ -16,9 +16,8 @@
 #     only the allowed requests are in the table, seen from another session.
 # The purchases are dated relative to now(): the test does not age.
 #
-# Run by scripts/test.sh with PGHOST/PGPORT/PGUSER of the test cluster; run
-# alone without PGPORT it starts its own cluster "drivers" on port 54362
-# (the extension must be installed). Needs python3-psycopg2. Exit status 0
+# Run by scripts/test.sh in a pg_virtualenv cluster; alone: pg_virtualenv
+# bash test/drivers.sh (the extension must be installed). Needs python3-psycopg2. Exit status 0
 # when every check passes.
 set -uo pipefail
 
@@ -32,14 +31,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/rr_drivers.XXXXXX") || exit 2
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
-	rr_stop_all
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
-if [ -z "${PGPORT:-}" ]; then
-	rr_start_cluster drivers 54362 || exit 1
-fi
 
 snippet=$work/readme_psycopg2.py
 awk '

@@ -11,9 +11,8 @@
 # and membership 1 must be the only one refunded. Nothing depends on today's
 # date: the README's rows are dated relative to now().
 #
-# Run by scripts/test.sh with PGHOST/PGPORT/PGUSER of the test cluster; run
-# alone without PGPORT it starts its own cluster "readme_sql" on port 54363
-# (the extension must be installed). Needs python3-psycopg2. Exit status 0
+# Run by scripts/test.sh in a pg_virtualenv cluster; alone: pg_virtualenv
+# bash test/readme_sql.sh (the extension must be installed). Needs python3-psycopg2. Exit status 0
 # when every check passes.
 set -uo pipefail
 
@@ -27,13 +26,9 @@ DB=regress_rr_readme_sql
 cleanup() {
 	PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres \
 		-c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
-	rr_stop_all
 }
 trap cleanup EXIT
 
-if [ -z "${PGPORT:-}" ]; then
-	rr_start_cluster readme_sql 54363 || exit 1
-fi
 PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres \
 	-c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" || exit 1
 

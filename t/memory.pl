@@ -1,57 +1,43 @@
-#!/usr/bin/env bash
-# test/memory.sh - the backend's memory does not grow with the number of rows.
+# t/memory.pl - the backend's memory does not grow with the number of rows.
 #
-# In the cluster of PGHOST/PGPORT/PGUSER (a superuser: the backend reads its
-# own /proc/<pid>/status with pg_read_file), in a scratch database:
 #   1. a separate session builds two purchase tables, 200k and 2M rows;
-#   2. ONE new backend (no parallel workers, no JIT) warms up on a few rows,
+#   2. ONE backend (no parallel workers, no JIT) warms up on a few rows,
 #      reads its own peak memory, runs every path over the 200k rows, reads
 #      it again, runs the same over the 2M rows, reads it again.  Its own:
 #      the peak resident memory (VmHWM) less the shared memory it has mapped
-#      (RssShmem), which grows as the backend touches shared buffers and
-#      PostgreSQL 18's larger shared structures, not with what it allocates;
-#        - a table's whole row, rewritten by the planner support:
-#          refund_ineligibility_reasons, refund_status (LATERAL), WHERE
-#          refund_eligible / tax_refund_eligible;
-#        - the row of a subquery (RECORD, not rewritten): the same three;
-#        - check_refund (purchase and tax) on both;
-#        - ROW(...)::refund_rules.purchase over generate_series, and a
-#          subquery's record with a text offer;
+#      (RssShmem), which grows as the backend touches shared buffers, not
+#      with what it allocates.  The paths: a table's whole row, rewritten by
+#      the planner support (refund_ineligibility_reasons, refund_status,
+#      WHERE refund_eligible / tax_refund_eligible); the row of a subquery
+#      (RECORD, not rewritten); check_refund (both kinds) on both;
+#      ROW(...)::refund_rules.purchase, and a subquery's record with a text
+#      offer;
 #   3. fails when the 2M run raised its own peak by more than SLACK_KB over
 #      the 200k run's;
-#   4. control: an array_agg of 3M integers in the same backend must raise the
-#      peak (so the method does see growth).
-# Prints the figures; exit 0 on pass.  Runs in well under 2 minutes.
-set -uo pipefail
-cd "$(dirname "$0")/.." || exit 2
+#   4. control: an array_agg of 3M integers in the same backend must raise
+#      the peak (so the method does see growth).
+# (Was test/memory.sh: the same checks.)  MEMORY_SMALL_ROWS, MEMORY_BIG_ROWS
+# and MEMORY_SLACK_KB change the sizes.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use RefundRulesTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
 
-SMALL=${MEMORY_SMALL_ROWS:-200000}
-BIG=${MEMORY_BIG_ROWS:-2000000}
-SLACK_KB=${MEMORY_SLACK_KB:-8192}
-CONTROL=3000000 # array_agg of this many integers: tens of MB
-DB=rr_memory_$$
-export PGDATABASE=$DB
-PSQL=(psql -X -v ON_ERROR_STOP=1 -q -At)
-OUT=$(mktemp)
+my $small = $ENV{MEMORY_SMALL_ROWS} // 200000;
+my $big = $ENV{MEMORY_BIG_ROWS} // 2000000;
+my $slack_kb = $ENV{MEMORY_SLACK_KB} // 8192;
+my $control_n = 3000000;    # array_agg of this many integers: tens of MB
 
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-	rm -f "$OUT"
-	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
-}
-trap cleanup EXIT
-
-echo "memory: cluster ${PGHOST:-?}:${PGPORT:-?}, database $DB, $SMALL and $BIG rows, slack ${SLACK_KB} kB"
-
-if ! psql -X -q -d postgres -c "CREATE DATABASE $DB" >/dev/null; then
-	echo "FAIL: cannot create database $DB"
-	exit 1
-fi
+my $node = rr_node('memory');
+note "memory: $small and $big rows, slack $slack_kb kB";
 
 # 1. The tables, in a session of their own (its memory is not measured).
 # Even ids are refundable at the as_of used below (both kinds); odd ids
 # fail for various reasons, some with NULLs.
-if ! "${PSQL[@]}" >/dev/null <<'SQL'; then
+$node->safe_psql('postgres', <<'SQL');
 CREATE EXTENSION refund_rules;
 CREATE FUNCTION make_purchases(name text, n int) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -71,19 +57,13 @@ BEGIN
     EXECUTE format('ANALYZE %I', name);
 END $$;
 SQL
-	echo "FAIL: could not set up the database"
-	exit 1
-fi
-"${PSQL[@]}" -c "SELECT make_purchases('p_small', $SMALL)" -c "SELECT make_purchases('p_big', $BIG)" \
-	-c "SELECT make_purchases('p_warm', 100)" >/dev/null || {
-	echo "FAIL: could not build the tables"
-	exit 1
-}
+$node->safe_psql('postgres', "SELECT make_purchases('p_small', $small); SELECT make_purchases('p_big', $big);
+  SELECT make_purchases('p_warm', 100)");
 
 # 2. The measuring backend.  :n and :t are set before each \ir of the run.
-RUN=$(mktemp)
-trap 'rm -f "$RUN"; cleanup' EXIT
-cat >"$RUN" <<'SQL'
+my $run = PostgreSQL::Test::Utils::tempdir() . '/run.sql';
+open my $f, '>', $run or die "$run: $!";
+print $f <<'SQL';
 -- every path over table :t (and generate_series(1, :n))
 SELECT 'rows ' || :'t' || ' ' ||
        (SELECT sum(cardinality(refund_rules.refund_ineligibility_reasons(p, :'a')))
@@ -122,76 +102,54 @@ SELECT 'hwm ' || :'t' || ' ' ||
        substring(s FROM 'VmHWM:\s*(\d+) kB') || ' ' || substring(s FROM 'RssShmem:\s*(\d+) kB')
   FROM pg_read_file('/proc/' || pg_backend_pid() || '/status') s;
 SQL
+close $f;
+chmod 0644, $run;
 
-if ! "${PSQL[@]}" >"$OUT" 2>&1 <<SQL; then
+my ($rc, $out, $err) = $node->psql('postgres', <<"SQL", on_error_stop => 1);
 SET max_parallel_workers_per_gather = 0;
 SET jit = off;
-\set a '2026-11-25 12:00:00+00'
+\\set a '2026-11-25 12:00:00+00'
 -- warm up: caches, plans, the library; every page of the tables touched
 -- once, so that shared buffers count in the baseline
 SELECT count(*) FROM p_small;
 SELECT count(*) FROM p_big;
-\set t p_warm
-\set n 100
-\ir $RUN
-\set t p_small
-\set n $SMALL
-\ir $RUN
-\set t p_big
-\set n $BIG
-\ir $RUN
+\\set t p_warm
+\\set n 100
+\\ir $run
+\\set t p_small
+\\set n $small
+\\ir $run
+\\set t p_big
+\\set n $big
+\\ir $run
 -- control: this must raise the peak
-SELECT 'control ' || count(*) FROM (SELECT array_agg(i) AS a FROM generate_series(1, $CONTROL) i) x
+SELECT 'control ' || count(*) FROM (SELECT array_agg(i) AS a FROM generate_series(1, $control_n) i) x
  WHERE cardinality(a) > 0;
 SELECT 'hwm control ' ||
-       substring(s FROM 'VmHWM:\s*(\d+) kB') || ' ' || substring(s FROM 'RssShmem:\s*(\d+) kB')
+       substring(s FROM 'VmHWM:\\s*(\\d+) kB') || ' ' || substring(s FROM 'RssShmem:\\s*(\\d+) kB')
   FROM pg_read_file('/proc/' || pg_backend_pid() || '/status') s;
 SQL
-	cat "$OUT"
-	echo "FAIL: the measuring session failed (a superuser is needed to read /proc with pg_read_file)"
-	exit 1
-fi
+is($rc, 0, 'the measuring session ran every path (one backend)') or diag($err);
 
-hwm() { awk -v k="$1" '$1 == "hwm" && $2 == k { print $3 }' "$OUT"; }
-shmem() { awk -v k="$1" '$1 == "hwm" && $2 == k { print $4 }' "$OUT"; }
-for k in p_warm p_small p_big control; do
-	for v in "$(hwm $k)" "$(shmem $k)"; do
-		case $v in
-		'' | *[!0-9]*)
-			cat "$OUT"
-			echo "FAIL: could not read VmHWM and RssShmem"
-			exit 1
-			;;
-		esac
-	done
-done
-# own KEY: the backend's own peak, VmHWM less RssShmem
-own() { echo $(($(hwm "$1") - $(shmem "$1"))); }
-base=$(own p_warm)
-small=$(own p_small)
-big=$(own p_big)
-control=$(own control)
+my (%hwm, %shmem);
+for (split /\n/, $out)
+{
+	($hwm{$1}, $shmem{$1}) = ($2, $3) if /^hwm (\S+) (\d+) (\d+)$/;
+}
+ok((grep { defined $hwm{$_} } qw(p_warm p_small p_big control)) == 4, 'VmHWM and RssShmem read at each step')
+  or diag($out);
+my %own = map { $_ => ($hwm{$_} // 0) - ($shmem{$_} // 0) } keys %hwm;
+note "results: $_" for grep { /^rows / } split /\n/, $out;
+my $grow_small = $own{p_small} - $own{p_warm};
+my $grow_big = $own{p_big} - $own{p_warm};
+my $grow_control = $own{control} - $own{p_big};
+note "own peak (VmHWM - RssShmem): warm-up $own{p_warm} kB; $small rows +$grow_small kB; "
+  . "$big rows +$grow_big kB; control +$grow_control kB";
 
-grep '^rows ' "$OUT" | sed 's/^/  results: /'
-grow_small=$((small - base))
-grow_big=$((big - base))
-grow_control=$((control - big))
-echo "  own peak (VmHWM - RssShmem) after warm-up:  ${base} kB (VmHWM $(hwm p_warm), RssShmem $(shmem p_warm) kB)"
-echo "  own peak after $SMALL rows:   ${small} kB (+${grow_small} kB; VmHWM $(hwm p_small), RssShmem $(shmem p_small) kB)"
-echo "  own peak after $BIG rows:  ${big} kB (+${grow_big} kB from warm-up, +$((big - small)) kB over the $SMALL-row run; VmHWM $(hwm p_big), RssShmem $(shmem p_big) kB)"
-echo "  control, array_agg of $CONTROL ints: ${control} kB (+${grow_control} kB; VmHWM $(hwm control), RssShmem $(shmem control) kB)"
+ok($grow_big <= $grow_small + $slack_kb,
+	"memory flat: +$grow_big kB for $big rows <= +$grow_small kB for $small rows + $slack_kb kB");
+ok($grow_control > $slack_kb,
+	"the control query raised the peak by $grow_control kB > $slack_kb kB (the measurement works)");
 
-rc=0
-if [ "$grow_big" -gt $((grow_small + SLACK_KB)) ]; then
-	echo "FAIL: memory grows with the number of rows: +${grow_big} kB for $BIG rows against +${grow_small} kB for $SMALL (slack ${SLACK_KB} kB)"
-	rc=1
-else
-	echo "ok: memory flat: +${grow_big} kB for $BIG rows <= +${grow_small} kB for $SMALL rows + ${SLACK_KB} kB"
-fi
-if [ "$grow_control" -le "$SLACK_KB" ]; then
-	echo "FAIL: the control query did not raise the peak by more than ${SLACK_KB} kB: the measurement sees nothing"
-	rc=1
-else
-	echo "ok: the control query raised the peak by ${grow_control} kB (the measurement works)"
-fi
-exit "$rc"
+$node->stop;
+done_testing();
