@@ -51,22 +51,24 @@ sub rr_node
 
 # ---------------------------------------------------------------------------
 # THE ENFORCEMENT TRIGGER'S DDL: every TAP test that creates one calls this.
-# Release 1.1: a BEFORE INSERT OR UPDATE ... FOR EACH ROW trigger whose
-# arguments are the purchases table, the request's key column and (when it
-# is not the primary key) the purchases table's key column.  When the
-# trigger changes (1.2: an AFTER ROW constraint trigger), change it here.
+# 1.2 on: an AFTER INSERT OR UPDATE ... FOR EACH ROW trigger, bound by the
+# request table's foreign key on the column; its arguments are the purchases
+# table, the request's key column and (optionally) the purchases table's key
+# column.  Before 1.2 (version => '1.0' or '1.1'): the same, BEFORE.
 #   name      trigger name
 #   table     the request table
-#   purchases the purchases table, as 1.1 names it in the arguments
+#   purchases the purchases table, as the arguments name it
 #   column    the request's column that references the purchase
 #   key       (optional) the purchases table's key column
+#   version   (optional) the release whose declaration to use; default current
 sub enforcement_trigger
 {
 	my (%t) = @_;
 	my $args = join ', ', map { "'$_'" } grep { defined } @t{qw(purchases column key)};
+	my $timing = (defined $t{version} && $t{version} lt '1.2') ? 'BEFORE' : 'AFTER';
 	return <<"SQL";
 CREATE TRIGGER $t{name}
-  BEFORE INSERT OR UPDATE ON $t{table}
+  $timing INSERT OR UPDATE ON $t{table}
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy($args);
 SQL
 }

@@ -60,7 +60,7 @@ CREATE TABLE shop.purchases (
 );
 CREATE TABLE shop.refund_requests (
     id                bigserial PRIMARY KEY,
-    purchase_id       bigint NOT NULL,
+    purchase_id       bigint NOT NULL REFERENCES shop.purchases,
     requested_at      timestamptz NOT NULL,
     kind              refund_rules.refund_kind NOT NULL DEFAULT 'purchase',
     requested_by_role text NOT NULL,
@@ -72,7 +72,7 @@ SQL
 	purchases => 'purchases', column => 'purchase_id')
   . <<'SQL'
 CREATE TABLE billing.requests (
-    purchase_ref      bigint,
+    purchase_ref      bigint REFERENCES shop.purchases,
     requested_at      timestamptz,
     requested_by_role text
 );

@@ -26,9 +26,12 @@ use Digest::SHA qw(sha256_hex);
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-# Released install scripts, as they shipped (1.0: commit d79c190).
+# Released install scripts, as they shipped (1.0: commit d79c190; 1.1:
+# commit 9959306).
 my %released_sha256 = (
 	'refund_rules--1.0.sql' => '2a10caec58db4f196ccbb17686d21dae033884ebe6f592aa89408a0869e78c63',
+	'refund_rules--1.1.sql' => '60a263360970ddd800bb69f19cfed5a3716d7687d8c5c294224b16c16b93b172',
+	'refund_rules--1.0--1.1.sql' => '1498d67d01b6622455e98151995d3021d22b3ca31930727309a469eabe17ae41',
 );
 
 my $node = rr_node('upgrade');
@@ -148,7 +151,10 @@ SQL
 # A CHECK constraint, the enforcement trigger, columns of its types.  The
 # trigger judges requests at the database's clock: the purchases are placed
 # relative to T0, the same moment (this run's start) in every database.
-my $uses_sql = <<"SQL"
+sub uses_sql
+{
+	my ($version) = @_;
+	return <<"SQL"
 SET TimeZone = 'UTC';
 CREATE TABLE public.purchases (
     id integer PRIMARY KEY,
@@ -168,7 +174,7 @@ CREATE TABLE public.refund_requests (
     requested_by_role text NOT NULL);
 SQL
   . enforcement_trigger(name => 'refund_requests_policy', table => 'public.refund_requests',
-	purchases => 'purchases', column => 'purchase_id')
+	purchases => 'purchases', column => 'purchase_id', version => $version)
   . <<"SQL";
 INSERT INTO public.purchases VALUES
   (1, 'gold', timestamptz '$T0' - interval '10 days', false, false, false, true, timestamptz '$T0' - interval '1 day'),
@@ -176,8 +182,12 @@ INSERT INTO public.purchases VALUES
   (3, 'gold', timestamptz '$T0' - interval '5 days', false, false, false, true, NULL),
   (4, 'action_pack', timestamptz '$T0' - interval '40 days', true, true, false, false, NULL),
   (5, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+-- a request accepted earlier (by whichever library was installed then)
+ALTER TABLE public.refund_requests DISABLE TRIGGER refund_requests_policy;
 INSERT INTO public.refund_requests VALUES (1, 1, now(), 'purchase', 'account_admin');
+ALTER TABLE public.refund_requests ENABLE TRIGGER refund_requests_policy;
 SQL
+}
 
 # Every function of a version, called: one query per call, over every row.
 # A function of the extension that is not here fails the test: add its call.
@@ -216,8 +226,9 @@ sub functions_of
 # answers DB: every call of a function DB's version has, one line each.
 sub answers
 {
-	my ($db) = @_;
+	my ($db, $without) = @_;
 	my %has = map { $_ => 1 } functions_of($db);
+	delete $has{$without} if $without;
 	my $out = '';
 	for my $c (grep { $has{ $_->[0] } } @calls)
 	{
@@ -266,14 +277,24 @@ sub check_companions
 }
 
 # ---------------------------------------------------------------------------
-# THE COMPANION TRIGGERS' DDL (1.1): the purchases table's triggers.  With the
-# enforcement trigger (t/RefundRulesTest.pm), what 1.2 changes.
+# THE COMPANION TRIGGERS' DDL: the purchases table's triggers, as the
+# current release declares them (1.2: AFTER INSERT OR UPDATE; the companion
+# of the request trigger a constraint trigger FROM the request table), or as
+# an older one did (1.1: BEFORE).
 sub companion_triggers
 {
-	return <<'SQL';
+	my ($version) = @_;
+	return <<'SQL' if defined $version && $version lt '1.2';
 CREATE TRIGGER protect_refunded_purchase BEFORE UPDATE ON public.purchases
   FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('refund_requests', 'purchase_id');
 CREATE TRIGGER refund_moment BEFORE INSERT OR UPDATE ON public.purchases
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_moment();
+SQL
+	return <<'SQL';
+CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON public.purchases
+  FROM public.refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('refund_requests', 'purchase_id');
+CREATE TRIGGER refund_moment AFTER INSERT OR UPDATE ON public.purchases
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_moment();
 SQL
 }
@@ -283,7 +304,7 @@ SQL
 q_('postgres', 'CREATE DATABASE rr_fresh');
 q_('rr_fresh', 'CREATE EXTENSION refund_rules');
 my $fresh = q_('rr_fresh', $catalog_sql);
-q_('rr_fresh', $uses_sql);
+q_('rr_fresh', uses_sql());
 all_called('rr_fresh', "fresh $default");
 my $fresh_answers = answers('rr_fresh');
 like($fresh_answers, qr/^refund_eligible: 1=true 2=false 3=true 4=false 5=NULL$/m,
@@ -324,23 +345,43 @@ for my $v (@old)
 	q_($db, "CREATE EXTENSION refund_rules VERSION '$v'");
 	is(q_($db, "SELECT extversion FROM pg_extension WHERE extname = 'refund_rules'"), $v,
 		"$v: installed from its install script with the current library");
-	q_($db, $uses_sql);
+	q_($db, uses_sql($v));
 	all_called($db, $v);
-	# Before the update: every function of $v answers as the fresh install does.
-	my $old_answers = answers($db);
+	# Before the update, with the current library: every function of $v
+	# answers as the fresh install does; a trigger declared as $v declared it
+	# is refused, saying how to recreate it, when that changed since.
+	my $old_triggers = ($v lt '1.2' && $default ge '1.2');
+	my $old_answers = answers($db, $old_triggers ? 'refund_request_status' : undef);
 	my %fresh_line = map { /^([^:]+: .*)$/ ? ($1 => 1) : () } split /\n/, $fresh_answers;
 	my @differ = grep { !$fresh_line{$_} } split /\n/, $old_answers;
 	ok($old_answers ne '' && !@differ, "$v, before the update: every function answers as a fresh $default does")
 	  or diag(join "\n", @differ);
 	expect_error($node, $db, '23514', "$v, before the update: check_refund refuses a forbidden refund",
 		"SELECT refund_rules.check_refund(p, now()) FROM public.purchases p WHERE id = 4");
-	check_companions($db, "$v, before the update");
+	if ($old_triggers)
+	{
+		my ($code, $msg) = sql_error($node, $db,
+			"INSERT INTO public.refund_requests VALUES (9, 3, now(), 'purchase', 'account_admin')");
+		is("$code $msg", '39P01 trigger "refund_requests_policy" must be declared AFTER INSERT OR UPDATE ... FOR EACH ROW',
+			"$v, before the update: its BEFORE trigger refuses every row, saying how it must be declared");
+	}
+	else
+	{
+		check_companions($db, "$v, before the update");
+	}
 	my ($got) = sql_error($node, $db, 'ALTER EXTENSION refund_rules UPDATE');
 	is($got, '', "$v: ALTER EXTENSION refund_rules UPDATE");
 	is(q_($db, "SELECT extversion FROM pg_extension WHERE extname = 'refund_rules'"), $default,
 		"$v: now at version $default");
 	my $updated = q_($db, $catalog_sql);
 	is($updated, $fresh, "$v -> $default: catalog identical to a fresh $default");
+	if ($old_triggers)
+	{
+		# recreated as the README's Upgrading section says
+		q_($db, "DROP TRIGGER refund_requests_policy ON public.refund_requests;\n"
+			  . enforcement_trigger(name => 'refund_requests_policy', table => 'public.refund_requests',
+				purchases => 'purchases', column => 'purchase_id'));
+	}
 	is(answers($db), $fresh_answers, "$v -> $default: same answers on the same rows");
 	check_companions($db, "$v -> $default");
 	check_uses($db, "$v -> $default");
