@@ -201,7 +201,7 @@ protect_refunded_purchase(PG_FUNCTION_ARGS)
 	TriggerData *td = rr_check_trigger(fcinfo, "protect_refunded_purchase()");
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
 	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
-	HeapTuple	row = td->tg_trigtuple;		/* the old row of an UPDATE */
+	HeapTuple	row = td->tg_trigtuple; /* the old row of an UPDATE */
 	RRTriggerInfo *info = rr_trigger_info(td, build_protect_trigger);
 	const char *changed;
 	Datum		key[INDEX_MAX_KEYS];

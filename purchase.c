@@ -117,7 +117,7 @@ reader_set_field(PurchaseReader *r, const ExtensionTypes *ext, PurchaseField f,
 /* Point a reader at the columns of a row type. */
 void
 rr_reader_init_row(PurchaseReader *r, const ExtensionTypes *ext, TupleDesc tupdesc,
-				Oid rowtype, int32 rowtypmod, const char *rowname, MemoryContext mcxt)
+				   Oid rowtype, int32 rowtypmod, const char *rowname, MemoryContext mcxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(mcxt);
 	int			f;
@@ -130,7 +130,8 @@ rr_reader_init_row(PurchaseReader *r, const ExtensionTypes *ext, TupleDesc tupde
 	r->rowtype = rowtype;
 	r->rowtypmod = rowtypmod;
 	r->rowname = pstrdup(rowname);
-	r->tupdesc = CreateTupleDescCopyConstr(tupdesc);	/* keeps missing-value defaults */
+	r->tupdesc = CreateTupleDescCopyConstr(tupdesc);	/* keeps missing-value
+														 * defaults */
 	for (f = 0; f < NUM_FIELDS; f++)
 	{
 		Form_pg_attribute att = rr_find_field_column(tupdesc, (PurchaseField) f);
@@ -313,7 +314,7 @@ purchase_set_null(Purchase *p)
 /* Read the needed fields of a heap tuple whose layout the reader knows. */
 void
 rr_read_purchase_tuple(const PurchaseReader *r, const ExtensionTypes *ext, HeapTuple tuple,
-					uint32 fields, Purchase *p)
+					   uint32 fields, Purchase *p)
 {
 	int			f;
 
@@ -348,7 +349,7 @@ ensure_row_reader(FunctionCallInfo fcinfo, CallCache *cache, Oid rowtype, int32 
 		return;
 	tupdesc = lookup_rowtype_tupdesc(rowtype, rowtypmod);
 	rr_reader_init_row(r, &cache->ext, tupdesc, rowtype, rowtypmod,
-					format_type_be(rowtype), fcinfo->flinfo->fn_mcxt);
+					   format_type_be(rowtype), fcinfo->flinfo->fn_mcxt);
 	r->rowtype_id = rowtype_id;
 	ReleaseTupleDesc(tupdesc);
 }
@@ -448,7 +449,7 @@ read_purchase_column_args(FunctionCallInfo fcinfo, CallCache *cache, uint32 layo
  */
 int
 rr_read_purchase(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout, uint32 fields,
-			  Purchase *p)
+				 Purchase *p)
 {
 	if (layout == 0)
 	{
@@ -478,4 +479,3 @@ rr_kind_from_enum(const ExtensionTypes *ext, Oid label)
 	rr_report_invalid_kind(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
 	pg_unreachable();
 }
-

@@ -192,7 +192,7 @@ refund_window_start(PG_FUNCTION_ARGS)
 	CallCache  *cache = rr_get_call_cache(fcinfo);
 
 	PG_RETURN_TIMESTAMPTZ(rr_window_start_of(PG_GETARG_TIMESTAMPTZ(0),
-										  rr_kind_from_enum(&cache->ext, PG_GETARG_OID(1))));
+											 rr_kind_from_enum(&cache->ext, PG_GETARG_OID(1))));
 }
 
 
@@ -228,7 +228,7 @@ status_common(FunctionCallInfo fcinfo, uint32 layout)
 		if (!PG_ARGISNULL(as_of_arg))
 		{
 			uint32		reasons = rr_refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(as_of_arg), true,
-												 (RefundKind) k);
+													(RefundKind) k);
 
 			values[col] = rr_verdict(reasons, &nulls[col]);
 			values[col + 1] = reasons_array(fcinfo, cache, reasons);

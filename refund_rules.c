@@ -257,4 +257,3 @@ rr_fields_for_kind(RefundKind kind)
 {
 	return (kind == KIND_TAX) ? FIELDS_TAX : FIELDS_REFUND;
 }
-

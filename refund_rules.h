@@ -268,10 +268,13 @@ typedef struct RRCatalog
 	bool		rewrites_ok;	/* the functions below are this library's */
 	Oid			row_form[NUM_REWRITES];
 	Oid			column_form[NUM_REWRITES];
-	Oid			window_start;	/* refund_window_start(timestamptz, refund_kind) */
-	Oid			tstz_le;		/* timestamptz <= timestamptz, and its function */
+	Oid			window_start;	/* refund_window_start(timestamptz,
+								 * refund_kind) */
+	Oid			tstz_le;		/* timestamptz <= timestamptz, and its
+								 * function */
 	Oid			tstz_le_func;
-	Oid			tstz_ge;		/* timestamptz >= timestamptz, and its function */
+	Oid			tstz_ge;		/* timestamptz >= timestamptz, and its
+								 * function */
 	Oid			tstz_ge_func;
 } RRCatalog;
 
@@ -402,27 +405,27 @@ TimestampTz rr_refund_deadline_of(TimestampTz purchased_at);
 TimestampTz rr_tax_refund_deadline_of(TimestampTz purchased_at);
 TimestampTz rr_deadline_of(TimestampTz purchased_at, RefundKind kind);
 TimestampTz rr_window_start_of(TimestampTz as_of, RefundKind kind);
-uint32 rr_window_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, RefundKind kind);
-uint32 rr_refund_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, RefundKind kind);
-Datum rr_verdict(uint32 reasons, bool *isnull);
-uint32 rr_fields_for_kind(RefundKind kind);
+uint32		rr_window_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, RefundKind kind);
+uint32		rr_refund_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, RefundKind kind);
+Datum		rr_verdict(uint32 reasons, bool *isnull);
+uint32		rr_fields_for_kind(RefundKind kind);
 
 /* in catalog.c */
 extern const Rewrite rr_rewrites[NUM_REWRITES];
 const RRCatalog *rr_catalog(Oid nsp);
 
 /* in purchase.c */
-CallCache * rr_get_call_cache(FunctionCallInfo fcinfo);
-ValueKind rr_value_kind_for(const ExtensionTypes *ext, PurchaseField f, Oid typid);
+CallCache  *rr_get_call_cache(FunctionCallInfo fcinfo);
+ValueKind	rr_value_kind_for(const ExtensionTypes *ext, PurchaseField f, Oid typid);
 Form_pg_attribute rr_table_column(TupleDesc tupdesc, const char *name);
 Form_pg_attribute rr_find_field_column(TupleDesc tupdesc, PurchaseField f);
-void rr_reader_init_row(PurchaseReader *r, const ExtensionTypes *ext, TupleDesc tupdesc, Oid rowtype, int32 rowtypmod, const char *rowname, MemoryContext mcxt);
-void rr_reader_require(const PurchaseReader *r, uint32 fields);
-void rr_report_invalid_kind(const char *value);
-void rr_read_purchase_tuple(const PurchaseReader *r, const ExtensionTypes *ext, HeapTuple tuple, uint32 fields, Purchase *p);
-bool rr_reader_fits(const PurchaseReader *r, TupleDesc tupdesc);
-int rr_read_purchase(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout, uint32 fields, Purchase *p);
-RefundKind rr_kind_from_enum(const ExtensionTypes *ext, Oid label);
+void		rr_reader_init_row(PurchaseReader *r, const ExtensionTypes *ext, TupleDesc tupdesc, Oid rowtype, int32 rowtypmod, const char *rowname, MemoryContext mcxt);
+void		rr_reader_require(const PurchaseReader *r, uint32 fields);
+void		rr_report_invalid_kind(const char *value);
+void		rr_read_purchase_tuple(const PurchaseReader *r, const ExtensionTypes *ext, HeapTuple tuple, uint32 fields, Purchase *p);
+bool		rr_reader_fits(const PurchaseReader *r, TupleDesc tupdesc);
+int			rr_read_purchase(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout, uint32 fields, Purchase *p);
+RefundKind	rr_kind_from_enum(const ExtensionTypes *ext, Oid label);
 
 /* in report.c */
 char	   *rr_format_lag(int64 usecs);

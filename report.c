@@ -341,7 +341,7 @@ check_refund(PG_FUNCTION_ARGS)
 		f.reasons = REASON_BIT(REASON_MISSING_KIND);
 	else
 		f.reasons = rr_refund_reasons(&p, as_of_known ? PG_GETARG_TIMESTAMPTZ(1) : 0,
-								   as_of_known, kind);
+									  as_of_known, kind);
 	if (f.reasons)
 	{
 		f.kind_known = kind_known;
@@ -362,4 +362,3 @@ check_refund(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_BOOL(true);
 }
-

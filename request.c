@@ -462,7 +462,8 @@ fetch_purchase(RRTriggerInfo *info, Datum *key, RefundKind kind, bool lock, bool
 typedef struct RequestJudgement
 {
 	RRTriggerInfo *info;
-	bool		judged;			/* false: an UPDATE that changes nothing checked */
+	bool		judged;			/* false: an UPDATE that changes nothing
+								 * checked */
 	Refusal		f;				/* f.reasons == 0: allowed */
 	Purchase	p;
 	Datum		key[INDEX_MAX_KEYS];	/* the key as the request wrote it */
@@ -506,7 +507,10 @@ judge_request(TriggerData *td, bool asking, RequestJudgement *j)
 		rr_column_changed(tupdesc, info->req_attnum[REQ_REQUESTED_AT], td->tg_trigtuple, newtup);
 	if (asking)
 	{
-		/* a request made now: what DEFAULT now() writes, whatever the row says */
+		/*
+		 * a request made now: what DEFAULT now() writes, whatever the row
+		 * says
+		 */
 		value[REQ_REQUESTED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		isnull[REQ_REQUESTED_AT] = false;
 		moment_written = true;
@@ -595,8 +599,8 @@ request_trigger_of(Relation rel, Oid trigger_func)
 
 		/* only a trigger that would fire in this session */
 		bool		fires = (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
-			? (tg->tgenabled == TRIGGER_FIRES_ON_REPLICA || tg->tgenabled == TRIGGER_FIRES_ALWAYS)
-			: (tg->tgenabled == TRIGGER_FIRES_ON_ORIGIN || tg->tgenabled == TRIGGER_FIRES_ALWAYS);
+		? (tg->tgenabled == TRIGGER_FIRES_ON_REPLICA || tg->tgenabled == TRIGGER_FIRES_ALWAYS)
+		: (tg->tgenabled == TRIGGER_FIRES_ON_ORIGIN || tg->tgenabled == TRIGGER_FIRES_ALWAYS);
 
 		if (tg->tgfoid != trigger_func || !fires || !TRIGGER_FOR_ROW(tg->tgtype) ||
 			!TRIGGER_FOR_INSERT(tg->tgtype))

@@ -99,11 +99,11 @@ row_nullable_by_grouping(PlannerInfo *root, Node *row)
 #else
 
 	/*
-	 * Before 18 nothing marks what grouping sets null: refuse when the row
-	 * is a grouping expression (the whole-row Var compared by relation
-	 * alone), wherever in the query the call is.  A row that is not grouped
-	 * is only allowed above the grouping step when it depends on columns
-	 * grouped in every set, which are never nulled.
+	 * Before 18 nothing marks what grouping sets null: refuse when the row is
+	 * a grouping expression (the whole-row Var compared by relation alone),
+	 * wherever in the query the call is.  A row that is not grouped is only
+	 * allowed above the grouping step when it depends on columns grouped in
+	 * every set, which are never nulled.
 	 */
 	{
 		ListCell   *lc;
@@ -377,4 +377,3 @@ refund_rules_support(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_POINTER(ret);
 }
-

@@ -445,7 +445,11 @@ rr_key_condition(StringInfo buf, const RRTriggerInfo *info, bool reading_pk)
 
 			generate_operator_clause(buf, param, info->pk_types[i], fk->pf_eq_oprs[i],
 									 column, info->fk_types[i]);
-			/* as a foreign key's action: the referenced column's collation decides */
+
+			/*
+			 * as a foreign key's action: the referenced column's collation
+			 * decides
+			 */
 			if (OidIsValid(pk_coll) && pk_coll != fk_coll && !get_collation_isdeterministic(pk_coll))
 				append_collation(buf, pk_coll);
 		}
@@ -693,10 +697,11 @@ rr_trigger_info(TriggerData *td, RRBuildInfo build)
 	if (found && entry->info)
 		retire_state(entry->info);
 	entry->info = info;
+
 	/*
-	 * An invalidation that arrived while it was worked out may have been about
-	 * its tables before they were known: good for this call (its tables are
-	 * locked and no user code ran), worked out again for the next.
+	 * An invalidation that arrived while it was worked out may have been
+	 * about its tables before they were known: good for this call (its tables
+	 * are locked and no user code ran), worked out again for the next.
 	 */
 	info->rebuild = (count != invalidation_count);
 	return info;

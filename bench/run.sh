@@ -279,13 +279,13 @@ EOF
 for v in none c plpgsql; do
 	sql "CREATE TABLE requests_$v (
 	       id bigserial PRIMARY KEY,
-	       purchase_id bigint NOT NULL,
+	       purchase_id bigint NOT NULL REFERENCES purchases,
 	       requested_at timestamptz NOT NULL DEFAULT now(),
 	       kind refund_rules.refund_kind NOT NULL DEFAULT 'purchase',
 	       requested_by_role text NOT NULL,
 	       note text)" >/dev/null
 done
-sql "CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON requests_c FOR EACH ROW
+sql "CREATE TRIGGER enforce AFTER INSERT OR UPDATE ON requests_c FOR EACH ROW
        EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id')" >/dev/null
 sql "CREATE TRIGGER enforce BEFORE INSERT OR UPDATE ON requests_plpgsql FOR EACH ROW
        EXECUTE FUNCTION plpgsql_enforce_refund_policy()" >/dev/null
