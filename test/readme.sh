@@ -9,7 +9,8 @@
 #     every other statement succeeds (psql's :SQLSTATE after each);
 #   - a ```text block right after "<!-- output of the block above -->" equals
 #     what psql printed for the block above (timestamps, runs of blanks and
-#     table rules are normalised, since the data is dated from now());
+#     table rules are normalised, since the data is dated from now(), and
+#     VERBOSITY verbose's LOCATION lines are left out);
 #   - a ```python block after "<!-- run: python, output below -->" runs
 #     with /usr/bin/python3 against the same database (exit status 0), and
 #     its output is compared the same way.
@@ -21,7 +22,9 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 export PGTZ=UTC PGDATESTYLE=ISO
-exec /usr/bin/python3 - README.md docs/*.md <<'PY'
+# Arguments: the files to check (default: README.md and docs/*.md).
+[ $# -gt 0 ] || set -- README.md docs/*.md
+exec /usr/bin/python3 - "$@" <<'PY'
 import os, re, subprocess, sys
 
 fails = 0
@@ -77,6 +80,8 @@ def normal(text):
     text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00", "T", text)
     out = []
     for line in text.strip("\n").split("\n"):
+        if line.startswith("LOCATION:  "):
+            continue  # the C source line of an error: not shown in the docs
         line = re.sub(r"\s+", " ", line).strip()
         out.append("---" if re.fullmatch(r"[-+]+", line) else line)
     return out
