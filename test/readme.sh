@@ -3,7 +3,7 @@
 # and gives what the text shows.
 #
 # For each file, in a fresh database of its own (the extension created first
-# unless the file's SQL creates it), every ```sql block runs in order, one
+# unless the file's first statement does), every ```sql block runs in order, one
 # psql session per block, fed on stdin as a user would paste it. Checks:
 #   - a statement with "-- fails (SQLSTATE)" in it fails with that SQLSTATE,
 #     every other statement succeeds (psql's :SQLSTATE after each);
@@ -96,14 +96,14 @@ def objects():
 before = objects()
 for path in sys.argv[1:]:
     all_blocks = blocks(path)
-    sql_text = "\n".join("\n".join(b[1]) for b in all_blocks if b[0] == "sql")
     if not any(b[0] == "sql" and "not run" not in b[2] for b in all_blocks) and \
             not any("run: python" in b[2] for b in all_blocks):
         continue
     print("%s:" % path)
     db = "regress_rr_readme_" + re.sub(r"\W", "_", os.path.basename(path).lower())
     psql("postgres", "DROP DATABASE IF EXISTS %s;\nCREATE DATABASE %s;" % (db, db), "-q")
-    if not re.search(r"CREATE EXTENSION (IF NOT EXISTS )?refund_rules", sql_text):
+    first = next((statements(b[1])[0] for b in all_blocks if b[0] == "sql" and "not run" not in b[2]), [])
+    if not (first and re.match(r"CREATE EXTENSION refund_rules", first[0][0])):
         psql(db, "CREATE EXTENSION refund_rules;", "-q")
     ran = skipped = 0
     last_output = None
