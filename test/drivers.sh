@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# test/drivers.sh - the README's driver examples for psycopg2 (and, where node
-# and its pg module are installed, node-postgres) work as written.
+# test/drivers.sh - the driver examples of docs/drivers.md for psycopg2 (and,
+# where node and its pg module are installed, node-postgres) work as written.
 #
-# It takes the Python block that README.md marks "test/drivers.sh runs this
-# block: psycopg2" (so the README shows exactly the code tested here), loads
+# It takes the Python block that docs/drivers.md marks "test/drivers.sh runs this
+# block: psycopg2" (so the page shows exactly the code tested here), loads
 # it as a module, and calls its request_refund() against a database with a
 # purchases table, a request table with the enforce_refund_policy trigger,
-# a unique index and an ordinary CHECK constraint of its own. Checks:
+# a unique index and an ordinary CHECK constraint of its own (1.2's AFTER
+# trigger bound by the foreign key). Checks:
 #   - an allowed request returns its id and is committed;
 #   - a refusal raises RefundRefused with the reason codes in the policy's
-#     order, the HINT's window, and the request table's schema and name;
+#     order, the HINT's window, the request table's schema and name, and the
+#     trigger's name as the constraint name;
 #   - another CHECK's 23514 (DETAIL "Failing row contains ...") is not taken
 #     for a refusal, and 23503 / 23505 come through as psycopg2 raises them;
 #   - after every error the connection is idle and usable (no 25P02), and
@@ -42,12 +44,12 @@ awk '
 	marked && /^```python$/ { inblock = 1; next }
 	inblock && /^```$/ { exit }
 	inblock { print }
-' README.md >"$snippet"
+' docs/drivers.md >"$snippet"
 if ! [ -s "$snippet" ]; then
-	echo "  FAIL  README.md has no python block marked \"test/drivers.sh runs this block: psycopg2\""
+	echo "  FAIL  docs/drivers.md has no python block marked \"test/drivers.sh runs this block: psycopg2\""
 	exit 1
 fi
-echo "  ok    README's psycopg2 block extracted ($(wc -l <"$snippet") lines)"
+echo "  ok    docs/drivers.md's psycopg2 block extracted ($(wc -l <"$snippet") lines)"
 
 PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" || exit 1
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL' || exit 1
@@ -70,8 +72,8 @@ CREATE TABLE refund_requests (
     -- an ordinary CHECK of the application's, which the trigger lets through
     CONSTRAINT no_tax_refunds_by_account_admins CHECK (kind <> 'tax' OR requested_by_role <> 'account_admin'));
 CREATE UNIQUE INDEX ON refund_requests (purchase_id, kind);
-CREATE TRIGGER enforce_refund_policy BEFORE INSERT OR UPDATE ON refund_requests
-    FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'id');
+CREATE TRIGGER refund_policy AFTER INSERT OR UPDATE ON refund_requests
+    FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
 SQL
 
 PGDATABASE=$DB "$RR_PYTHON" - "$snippet" <<'PY'
@@ -135,6 +137,7 @@ if what == "refused":
     check((v.hint or "").startswith("Refunds of this purchase are allowed from "),
           "RefundRefused.hint is the window (%r)" % v.hint)
     check(v.table == "public.refund_requests", "RefundRefused.table is the request table (%r)" % v.table)
+    check(v.constraint == "refund_policy", "RefundRefused.constraint is the trigger's name (%r)" % v.constraint)
     check(isinstance(v.__cause__, psycopg2.errors.CheckViolation) and v.__cause__.pgcode == "23514",
           "RefundRefused comes from a 23514")
 usable("a refusal")
@@ -183,9 +186,9 @@ if command -v node >/dev/null && node -e "require('pg')" >/dev/null 2>&1; then
 		marked && /^```js$/ { inblock = 1; next }
 		inblock && /^```$/ { exit }
 		inblock { print }
-	' README.md >"$js"
+	' docs/drivers.md >"$js"
 	if [ -s "$js" ]; then
-		echo "  ok    README's node-postgres block extracted ($(wc -l <"$js") lines); node $(node --version), pg $(node -p "require('pg/package.json').version")"
+		echo "  ok    docs/drivers.md's node-postgres block extracted ($(wc -l <"$js") lines); node $(node --version), pg $(node -p "require('pg/package.json').version")"
 		cat >>"$js" <<'JS'
 
 // --- test/drivers.sh: the checks -------------------------------------------
@@ -205,7 +208,7 @@ const { Client } = require('pg');
   [what, v] = await attempt(4, 'intern');
   check(what === 'result' && JSON.stringify(v.refused) === '["product_keys_viewed","requester_not_authorized"]',
         `a refusal returns the reasons in the policy's order (${JSON.stringify(v.refused)})`);
-  check(what === 'result' && (v.hint || '').startsWith('Refunds of this purchase are allowed from ') && v.table === 'public.refund_requests',
+  check(what === 'result' && (v.hint || '').startsWith('Refunds of this purchase are allowed from ') && v.table === 'public.refund_requests' && v.constraint === 'refund_policy',
         `the refusal has the window and the request table (${v.table})`);
   await usable('a refusal');
   [what, v] = await attempt(3, 'account_admin', 'tax');
@@ -223,7 +226,7 @@ const { Client } = require('pg');
 JS
 		PGDATABASE=$DB node "$js" || rc=1
 	else
-		echo "  FAIL  README.md has no js block marked \"test/drivers.sh runs this block: node-postgres\""
+		echo "  FAIL  docs/drivers.md has no js block marked \"test/drivers.sh runs this block: node-postgres\""
 		rc=1
 	fi
 else
