@@ -164,6 +164,15 @@ lookup_rewrites(RRCatalog *cat)
 	return OidIsValid(cat->window_start);
 }
 
+/* check_refund(record, timestamptz, refund_kind), or InvalidOid. */
+static Oid
+lookup_check_refund(const RRCatalog *cat)
+{
+	Oid			argtypes[3] = {RECORDOID, TIMESTAMPTZOID, cat->ext.refund_kind};
+
+	return extension_function(cat->nsp, "check_refund", 3, argtypes);
+}
+
 /*
  * The extension's catalog objects, nsp being its schema (that of the
  * function being called).  Kept for the next call only when no
@@ -190,6 +199,7 @@ rr_catalog(Oid nsp)
 	cat.nsp = nsp;
 	lookup_types(&cat.ext, nsp);
 	cat.rewrites_ok = lookup_rewrites(&cat);
+	cat.check_refund = lookup_check_refund(&cat);
 	cat.tstz_le = timestamptz_operator(BTLessEqualStrategyNumber);
 	cat.tstz_le_func = get_opcode(cat.tstz_le);
 	cat.tstz_ge = timestamptz_operator(BTGreaterEqualStrategyNumber);

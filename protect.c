@@ -290,6 +290,7 @@ build_moment_trigger(TriggerData *td, RRTriggerInfo *info)
 						info->moment_column, RelationGetRelationName(rel), format_type_be(att->atttypid)),
 				 errdetail("Column \"%s\" must be of type timestamp with time zone.", info->moment_column)));
 	info->moment_attnum = att->attnum;
+	info->check_constraint_func = rr_catalog(info->ext.nsp)->check_refund;
 	info->purchases_name = rr_qualified_name(RelationGetRelid(rel));
 	rr_reader_init_row(&info->reader, &info->ext, RelationGetDescr(rel), RelationGetForm(rel)->reltype, -1,
 					   psprintf("table \"%s\"", RelationGetRelationName(rel)), CurrentMemoryContext);
@@ -353,6 +354,19 @@ enforce_refund_moment(PG_FUNCTION_ARGS)
 		f.purchases_name = info->purchases_name;
 		f.moment_column = info->moment_column;
 		f.lag = info->max_lag;
+
+		/*
+		 * The CHECK it guards judged the moment written before this AFTER
+		 * trigger: to a role that may not read the purchase, a refusal here
+		 * looks exactly like the CHECK's (one code, its constraint name), or
+		 * trying moments would tell the window.
+		 */
+		f.hide_all = !f.purchase_shown;
+		if (OidIsValid(info->check_constraint_func))
+			f.constraint_name = rr_check_constraint_of(RelationGetRelid(td->tg_relation),
+													   info->check_constraint_func);
+		if (f.constraint_name == NULL)
+			f.constraint_name = info->tgname;
 		rr_report_refused(&f);
 	}
 	return PointerGetDatum(NULL);

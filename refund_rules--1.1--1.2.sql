@@ -7,21 +7,43 @@
 -- recreates it; the triggers to recreate are listed below as warnings.
 
 -- The schema belongs to the extension: nothing in it may be another
--- role's, and from now on only a superuser may add to it.
+-- role's (a member or not), and from now on only a superuser may add to it.
 DO $guard$
 DECLARE
   foreign_objects pg_catalog.text;
 BEGIN
+  -- Not the extension's: not one of its members, or owned by a role that is
+  -- not a superuser (ALTER EXTENSION ... ADD makes anything its owner owns a
+  -- member; the extension's own objects are the installing superuser's).
   SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), ', ')
     INTO foreign_objects
     FROM pg_catalog.pg_depend d
    WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
      AND d.refobjid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
      AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_extension'::pg_catalog.regclass
-     AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
-                      WHERE e.classid OPERATOR(pg_catalog.=) d.classid
-                        AND e.objid OPERATOR(pg_catalog.=) d.objid
-                        AND e.deptype OPERATOR(pg_catalog.=) 'e');
+     AND (NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+                       WHERE e.classid OPERATOR(pg_catalog.=) d.classid
+                         AND e.objid OPERATOR(pg_catalog.=) d.objid
+                         AND e.deptype OPERATOR(pg_catalog.=) 'e')
+          OR NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_authid r
+                            WHERE r.oid OPERATOR(pg_catalog.=) CASE d.classid
+             WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
+               (SELECT o.proowner FROM pg_catalog.pg_proc o WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+             WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+               (SELECT o.typowner FROM pg_catalog.pg_type o WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+             WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+               (SELECT o.relowner FROM pg_catalog.pg_class o WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+             WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
+               (SELECT o.oprowner FROM pg_catalog.pg_operator o WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+             WHEN 'pg_catalog.pg_collation'::pg_catalog.regclass THEN
+               (SELECT o.collowner FROM pg_catalog.pg_collation o WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+             WHEN 'pg_catalog.pg_opclass'::pg_catalog.regclass THEN
+               (SELECT o.opcowner FROM pg_catalog.pg_opclass o WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+             WHEN 'pg_catalog.pg_opfamily'::pg_catalog.regclass THEN
+               (SELECT o.opfowner FROM pg_catalog.pg_opfamily o WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+             WHEN 'pg_catalog.pg_conversion'::pg_catalog.regclass THEN
+               (SELECT o.conowner FROM pg_catalog.pg_conversion o WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+             END), false));
   IF foreign_objects IS NOT NULL THEN
     RAISE EXCEPTION 'schema "%" holds objects that are not the extension''s', '@extschema@'
       USING ERRCODE = 'object_not_in_prerequisite_state',

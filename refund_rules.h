@@ -233,6 +233,7 @@ typedef struct Refusal
 	const char *constraint_name;	/* the trigger that refuses, or NULL */
 	const char *schema_name;	/* the table, when there is no relation */
 	const char *table_name;
+	bool		hide_all;		/* one code for every reason (see protect.c) */
 	const char *frozen_column;	/* protect_refunded_purchase: what changed */
 	const char *requests_name;	/* and where the request is */
 } Refusal;
@@ -269,6 +270,8 @@ typedef struct RRCatalog
 	Oid			row_form[NUM_REWRITES];
 	Oid			column_form[NUM_REWRITES];
 	Oid			window_start;	/* refund_window_start(timestamptz,
+								 * refund_kind) */
+	Oid			check_refund;	/* check_refund(record, timestamptz,
 								 * refund_kind) */
 	Oid			tstz_le;		/* timestamptz <= timestamptz, and its
 								 * function */
@@ -389,6 +392,7 @@ typedef struct RRTriggerInfo
 	/* enforce_refund_moment() */
 	const char *moment_column;
 	AttrNumber	moment_attnum;
+	Oid			check_constraint_func;	/* check_refund(), to name its CHECK */
 	RefundKind	kind;
 	PurchaseReader reader;		/* the table's own row */
 } RRTriggerInfo;
@@ -439,6 +443,7 @@ void		rr_report_refused(const Refusal *f);
 void		rr_report_frozen(const Refusal *f);
 void		rr_report_withdrawn(const Refusal *f);
 bool		rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums);
+char	   *rr_check_constraint_of(Oid relid, Oid funcid);
 
 /* in trigger.c */
 void		rr_check_declaration(const Trigger *tg, Relation rel, const char *funcname);

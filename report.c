@@ -16,14 +16,20 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_namespace.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
+#include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
-
-#include "utils/builtins.h"
 
 #include "refund_rules.h"
 
@@ -101,12 +107,14 @@ rr_key_text(int nkeys, const Datum *values, const Oid *types)
 
 /*
  * The reasons of a refund recorded with a moment (written_known: not NULL).
- * It is judged at the database's clock when the row is written, and the
- * moment recorded must lie in the window too (so a CHECK that judges it
- * later agrees).  A moment this statement writes (moment_written) must be
- * the database's: the start of the transaction, what DEFAULT now()
- * writes, give or take lag; backdated_request or postdated_request
- * otherwise.  So a client cannot try moments to find a hidden value out.
+ * It is judged at the database's clock when the row is written.  A moment
+ * this statement writes (moment_written) must be the database's: the start
+ * of the transaction, what DEFAULT now() writes, give or take lag
+ * (backdated_request or postdated_request otherwise), and the window must
+ * be open at the transaction's start too, whatever moment within the lag
+ * was written: so a client cannot try moments to find a hidden value out.
+ * A moment kept from earlier (an UPDATE that does not write it) must lie in
+ * the window of the purchase the row names.
  */
 uint32
 rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_known,
@@ -117,11 +125,18 @@ rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_k
 
 	if (!written_known)
 		return reasons | REASON_BIT(REASON_MISSING_REQUESTED_AT);
-	if (moment_written && written < start - lag)
+	if (!moment_written)
+		return reasons | rr_window_reasons(p, written, true, kind);
+	if (written < start - lag)
 		return reasons | REASON_BIT(REASON_BACKDATED_REQUEST);
-	if (moment_written && written > start + lag)
+	if (written > start + lag)
 		return reasons | REASON_BIT(REASON_POSTDATED_REQUEST);
-	return reasons | rr_window_reasons(p, written, true, kind);
+
+	/*
+	 * at the transaction's start, not at the moment written: no probing
+	 * within the lag
+	 */
+	return reasons | rr_window_reasons(p, start, true, kind);
 }
 
 /*
@@ -138,6 +153,11 @@ rr_refusal_codes(const Refusal *f, const char **codes)
 	int			n = 0;
 	int			r;
 
+	if (f->hide_all)
+	{
+		codes[0] = HIDDEN_REASONS_CODE;
+		return 1;
+	}
 	for (r = 0; r < NUM_REASONS; r++)
 	{
 		if (hidden && r == REASON_REQUESTER_NOT_AUTHORIZED)
@@ -197,6 +217,8 @@ refusal_fields(const Refusal *f)
 	{
 		err_generic_string(PG_DIAG_SCHEMA_NAME, f->schema_name);
 		err_generic_string(PG_DIAG_TABLE_NAME, f->table_name);
+		if (f->constraint_name)
+			err_generic_string(PG_DIAG_CONSTRAINT_NAME, f->constraint_name);
 	}
 	return 0;
 }
@@ -225,7 +247,9 @@ rr_report_refused(const Refusal *f)
 		appendStringInfo(&list, "%s%s", i ? ", " : "", codes[i]);
 
 	initStringInfo(&hint);
-	if (f->reasons & (REASON_BIT(REASON_BACKDATED_REQUEST) | REASON_BIT(REASON_POSTDATED_REQUEST)))
+	if (f->hide_all)
+		hidden = true;
+	else if (f->reasons & (REASON_BIT(REASON_BACKDATED_REQUEST) | REASON_BIT(REASON_POSTDATED_REQUEST)))
 	{
 		if (f->lag > 0)
 			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(): a moment written must be the start of the transaction, give or take %s.",
@@ -234,9 +258,12 @@ rr_report_refused(const Refusal *f)
 			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(): a moment written must be the start of the transaction.",
 							 f->moment_column);
 	}
-	if (hidden)
+	if (hidden && f->purchases_name)
 		appendStringInfo(&hint, "%sThe purchase's own reasons are shown only to roles that may read purchases table \"%s\".",
 						 hint.len ? " " : "", f->purchases_name);
+	else if (hidden)
+		appendStringInfo(&hint, "%sThe purchase's own reasons are shown only when its values are given, not read from a table.",
+						 hint.len ? " " : "");
 	else if (rr_refusal_deadline(f, &deadline))
 		appendStringInfo(&hint, "%s%s of this purchase are allowed from %s until %s.",
 						 hint.len ? " " : "", tax ? "Tax refunds" : "Refunds",
@@ -304,6 +331,21 @@ rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
 }
 
 
+/*
+ * Whether the row of a check_refund() call is made of values the caller
+ * gave (constants, parameters), not of a table's columns: a CHECK built on
+ * ROW(offer, ...)::refund_rules.purchase reads the stored row, which the
+ * writer may not be allowed to read.
+ */
+static bool
+row_given(FunctionCallInfo fcinfo)
+{
+	Node	   *expr = fcinfo->flinfo->fn_expr;
+
+	return expr != NULL && IsA(expr, FuncExpr) &&
+		!contain_var_clause((Node *) linitial(((FuncExpr *) expr)->args));
+}
+
 /* The table whose row type is rowtype, or InvalidOid. */
 static Oid
 row_table(Oid rowtype)
@@ -314,6 +356,44 @@ row_table(Oid rowtype)
 	return (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) ? relid : InvalidOid;
 }
 
+
+/*
+ * The name of the CHECK constraint of table relid that calls function
+ * funcid, when exactly one does (the one refusing now), or NULL.
+ */
+char *
+rr_check_constraint_of(Oid relid, Oid funcid)
+{
+	Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *needle = psprintf(":funcid %u ", funcid);
+	char	   *name = NULL;
+	int			found = 0;
+
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		conbin;
+
+		if (con->contype != CONSTRAINT_CHECK)
+			continue;
+		conbin = heap_getattr(tup, Anum_pg_constraint_conbin, RelationGetDescr(conrel), &isnull);
+		if (!isnull && strstr(TextDatumGetCString(conbin), needle) != NULL)
+		{
+			name = pstrdup(NameStr(con->conname));
+			found++;
+		}
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return (found == 1) ? name : NULL;
+}
 
 /*
  * check_refund(purchase record, requested_at timestamptz, kind refund_kind)
@@ -347,7 +427,7 @@ check_refund(PG_FUNCTION_ARGS)
 		f.kind_known = kind_known;
 		f.kind = kind;
 		f.p = &p;
-		f.purchase_shown = true;
+		f.purchase_shown = row_given(fcinfo);
 		relid = row_table(PG_ARGISNULL(0) ? get_fn_expr_argtype(fcinfo->flinfo, 0)
 						  : HeapTupleHeaderGetTypeId(PG_GETARG_HEAPTUPLEHEADER(0)));
 		if (OidIsValid(relid))
@@ -356,6 +436,7 @@ check_refund(PG_FUNCTION_ARGS)
 			f.schema_name = get_namespace_name(get_rel_namespace(relid));
 			f.table_name = get_rel_name(relid);
 			f.purchases_name = psprintf("%s.%s", f.schema_name, f.table_name);
+			f.constraint_name = rr_check_constraint_of(relid, fcinfo->flinfo->fn_oid);
 			f.purchase_shown = rr_columns_readable(relid, NUM_FIELDS, cache->reader.attnum);
 		}
 		rr_report_refused(&f);

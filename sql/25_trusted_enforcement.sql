@@ -625,7 +625,8 @@ GRANT USAGE ON SCHEMA t25 TO regress_t25_app;
 GRANT UPDATE (refunded_at) ON t25.memberships TO regress_t25_app;
 GRANT SELECT (id) ON t25.memberships TO regress_t25_app;
 SET ROLE regress_t25_app;
--- Backdated into the closed window of membership 1: refused.
+-- Backdated into the closed window of membership 1: refused, for a role that
+-- may not read the purchase exactly as the CHECK refuses (nothing tells which).
 SELECT * FROM attempt($$UPDATE t25.memberships SET refunded_at = now() - interval '59 days' WHERE id = 1$$);
 -- now(): accepted for membership 2.
 SELECT * FROM attempt($$UPDATE t25.memberships SET refunded_at = now() WHERE id = 2$$);

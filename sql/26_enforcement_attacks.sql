@@ -405,6 +405,94 @@ CREATE OR REPLACE TRIGGER enforce AFTER INSERT OR UPDATE ON t26.rollout FOR EACH
   EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'mode=later');
 SELECT code, message, hint FROM t26_util.attempt($$INSERT INTO t26.rollout (purchase_id, requested_by_role) VALUES (2, 'account_admin')$$);
 
+------------------------------------------------------------------------
+-- 10. Every refusal names its table and its constraint: the trigger's name,
+-- or the CHECK constraint that calls check_refund().
+------------------------------------------------------------------------
+CREATE TABLE t26.memberships (id integer PRIMARY KEY, offer refund_rules.mpn_offer,
+  purchased_at timestamptz, benefits_activated boolean, product_keys_viewed boolean,
+  upgraded_with_gold_discount boolean, refunded_at timestamptz,
+  CONSTRAINT refund_allowed CHECK (refunded_at IS NULL OR refund_rules.check_refund(memberships, refunded_at)));
+INSERT INTO t26.memberships VALUES (1, 'gold', '2020-01-01 00:00+00', true, false, false, NULL);
+CREATE OR REPLACE TRIGGER enforce AFTER INSERT OR UPDATE ON t26.rollout FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');
+DO $$
+DECLARE code text; sch text; tab text; con text;
+BEGIN
+  BEGIN
+    UPDATE t26.memberships SET refunded_at = '2020-01-02 00:00+00';
+  EXCEPTION WHEN check_violation THEN
+    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, sch = SCHEMA_NAME, tab = TABLE_NAME, con = CONSTRAINT_NAME;
+    RAISE WARNING 'check_refund: % %.% constraint %', code, sch, tab, con;
+  END;
+  BEGIN
+    INSERT INTO t26.rollout (purchase_id, requested_by_role) VALUES (5, 'account_admin');
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, sch = SCHEMA_NAME, tab = TABLE_NAME, con = CONSTRAINT_NAME;
+    RAISE WARNING 'enforce_refund_policy: % %.% constraint %', code, sch, tab, con;
+  END;
+  BEGIN
+    UPDATE t26.purchases SET product_keys_viewed = NOT product_keys_viewed WHERE id = 2;
+  EXCEPTION WHEN check_violation THEN
+    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, sch = SCHEMA_NAME, tab = TABLE_NAME, con = CONSTRAINT_NAME;
+    RAISE WARNING 'protect_refunded_purchase: % %.% constraint %', code, sch, tab, con;
+  END;
+END $$;
+
+------------------------------------------------------------------------
+-- 11. Trying moments where a CHECK judges them: a role that may write
+-- refunded_at but not read the purchase gets one and the same refusal for
+-- every moment but the transaction's start, in the window or not; a CHECK
+-- built on ROW(...)::refund_rules.purchase hides the reasons as well; and
+-- with max_lag the window is judged at the transaction's start, not at the
+-- moment written.
+------------------------------------------------------------------------
+CREATE TABLE t26.refunds (id integer PRIMARY KEY, offer refund_rules.mpn_offer,
+  purchased_at timestamptz, benefits_activated boolean, product_keys_viewed boolean,
+  upgraded_with_gold_discount boolean, refunded_at timestamptz,
+  CONSTRAINT refund_allowed CHECK (refunded_at IS NULL OR refund_rules.check_refund(refunds, refunded_at)));
+CREATE TRIGGER refund_moment AFTER INSERT OR UPDATE ON t26.refunds FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_moment();
+CREATE TABLE t26.row_refunds (LIKE t26.refunds,
+  CONSTRAINT row_refund_allowed CHECK (refunded_at IS NULL OR refund_rules.check_refund(
+    ROW(offer, purchased_at, benefits_activated, product_keys_viewed, upgraded_with_gold_discount, NULL)::refund_rules.purchase,
+    refunded_at)));
+INSERT INTO t26.refunds VALUES (1, 'gold', now() - interval '10 days', false, false, false, NULL);
+INSERT INTO t26.row_refunds VALUES (1, 'gold', now() - interval '10 days', true, false, false, NULL);
+GRANT SELECT (id), UPDATE (refunded_at) ON t26.refunds, t26.row_refunds TO regress_rr_clerk;
+SET ROLE regress_rr_clerk;
+CREATE FUNCTION pg_temp.refusal(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE code text; msg text; det text; hnt text; con text;
+BEGIN
+  EXECUTE stmt;
+  RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                          hnt = PG_EXCEPTION_HINT, con = CONSTRAINT_NAME;
+  RETURN concat_ws(' | ', code, msg, det, hnt, con);
+END $$;
+SELECT t.moment, pg_temp.refusal(format('UPDATE t26.refunds SET refunded_at = now() + interval %L WHERE id = 1', t.shift))
+  FROM (VALUES ('11 days back', '-11 days'), ('9 days back', '-9 days'), ('1 second back', '-1 second'),
+               ('1 second ahead', '1 second')) t(moment, shift)
+ ORDER BY t.moment;
+SELECT code, detail, hint FROM t26_util.attempt($$UPDATE t26.row_refunds SET refunded_at = now() WHERE id = 1$$);
+RESET ROLE;
+SELECT count(*) AS refunds_recorded FROM t26.refunds WHERE refunded_at IS NOT NULL;
+-- max_lag: a moment 10 minutes back, for a purchase made 5 minutes ago and
+-- one made 15 minutes ago: both judged at the transaction's start.
+INSERT INTO t26.purchases VALUES (6, 'gold', now() - interval '5 minutes', false, false, false, true),
+                                 (7, 'gold', now() - interval '15 minutes', false, false, false, true);
+CREATE TABLE t26.lagged (purchase_id bigint REFERENCES t26.purchases,
+  requested_at timestamptz DEFAULT now(), requested_by_role text);
+CREATE TRIGGER enforce AFTER INSERT OR UPDATE ON t26.lagged FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'max_lag=1 hour');
+GRANT INSERT ON t26.lagged TO regress_rr_clerk;
+SET ROLE regress_rr_clerk;
+SELECT k.id, a.code FROM (VALUES (6), (7)) k(id),
+  LATERAL t26_util.attempt(format('INSERT INTO t26.lagged VALUES (%s, now() - interval ''10 minutes'', ''account_admin'')', k.id)) a
+ ORDER BY k.id;
+RESET ROLE;
+
 -- Clean up.
 RESET ROLE;
 DROP SCHEMA t26, t26_shop, t26_desk, t26_parts, t26_util CASCADE;

@@ -116,6 +116,12 @@ CREATE FUNCTION refund_rules.refund_eligible(p refund_rules.purchase, as_of time
 ALTER EXTENSION refund_rules UPDATE;
 \echo :LAST_ERROR_SQLSTATE
 SELECT extversion FROM pg_extension WHERE extname = 'refund_rules';
+-- Made a member of the extension (its owner may ALTER EXTENSION ... ADD what
+-- it owns), it is refused all the same.
+ALTER EXTENSION refund_rules ADD FUNCTION refund_rules.refund_eligible(refund_rules.purchase, timestamptz);
+ALTER EXTENSION refund_rules UPDATE;
+\echo :LAST_ERROR_SQLSTATE
+ALTER EXTENSION refund_rules DROP FUNCTION refund_rules.refund_eligible(refund_rules.purchase, timestamptz);
 DROP FUNCTION refund_rules.refund_eligible(refund_rules.purchase, timestamptz);
 ALTER EXTENSION refund_rules UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'refund_rules';
