@@ -202,7 +202,10 @@ DROP TRIGGER misuse ON refund_requests;
 -- key between incompatible types cannot be made (42804), and without it the
 -- trigger refuses (39P01).  A bigint referencing an integer key is fine.
 CREATE TABLE text_ref_requests (purchase_id text, requested_at timestamptz, requested_by_role text);
+-- (PostgreSQL's own DETAIL is worded differently from 18 on: terse)
+\set VERBOSITY terse
 ALTER TABLE text_ref_requests ADD FOREIGN KEY (purchase_id) REFERENCES purchases;
+\set VERBOSITY default
 \echo SQLSTATE :SQLSTATE
 CREATE TRIGGER misuse AFTER INSERT OR UPDATE ON text_ref_requests
   FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id');

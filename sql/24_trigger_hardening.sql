@@ -85,7 +85,10 @@ INSERT INTO t24.req_bigint VALUES (1, now(), 'account_admin');
 INSERT INTO t24.req_bigint VALUES (5000000000, now(), 'account_admin');
 \echo SQLSTATE :SQLSTATE
 CREATE TABLE t24.req_text (pid text, requested_at timestamptz, requested_by_role text);
+-- (PostgreSQL's own DETAIL is worded differently from 18 on: terse)
+\set VERBOSITY terse
 ALTER TABLE t24.req_text ADD FOREIGN KEY (pid) REFERENCES t24.purchases;
+\set VERBOSITY default
 \echo SQLSTATE :SQLSTATE
 CREATE TRIGGER enforce AFTER INSERT OR UPDATE ON t24.req_text FOR EACH ROW
   EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'pid');
