@@ -20,8 +20,13 @@
 
 #include "refund_rules.h"
 
-static Datum
-reasons_array(FunctionCallInfo fcinfo, CallCache *cache, uint32 reasons)
+/*
+ * The reason codes of a set of reasons, as a text[] in the policy's order:
+ * the one builder of reason arrays.  With a call site's cache, each code's
+ * text is made once per call site.
+ */
+Datum
+rr_reasons_array(uint32 reasons, CallCache *cache, MemoryContext mcxt)
 {
 	Datum		elems[NUM_REASONS];
 	int			n = 0;
@@ -31,14 +36,19 @@ reasons_array(FunctionCallInfo fcinfo, CallCache *cache, uint32 reasons)
 	{
 		if (!(reasons & REASON_BIT(r)))
 			continue;
-		if (cache->reason_text[r] == (Datum) 0)
+		if (cache == NULL)
+			elems[n++] = CStringGetTextDatum(rr_reason_codes[r]);
+		else
 		{
-			MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+			if (cache->reason_text[r] == (Datum) 0)
+			{
+				MemoryContext old = MemoryContextSwitchTo(mcxt);
 
-			cache->reason_text[r] = PointerGetDatum(cstring_to_text(rr_reason_codes[r]));
-			MemoryContextSwitchTo(old);
+				cache->reason_text[r] = PointerGetDatum(cstring_to_text(rr_reason_codes[r]));
+				MemoryContextSwitchTo(old);
+			}
+			elems[n++] = cache->reason_text[r];
 		}
-		elems[n++] = cache->reason_text[r];
 	}
 	if (n == 0)
 		return PointerGetDatum(construct_empty_array(TEXTOID));
@@ -77,8 +87,8 @@ reasons_common(FunctionCallInfo fcinfo, uint32 layout)
 	rr_read_purchase(fcinfo, cache, layout, rr_fields_for_kind(kind), &p);
 	if (PG_ARGISNULL(as_of_arg) || PG_ARGISNULL(kind_arg))
 		PG_RETURN_NULL();
-	return reasons_array(fcinfo, cache,
-						 rr_refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(as_of_arg), true, kind));
+	return rr_reasons_array(rr_refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(as_of_arg), true, kind),
+							cache, fcinfo->flinfo->fn_mcxt);
 }
 
 
@@ -231,7 +241,7 @@ status_common(FunctionCallInfo fcinfo, uint32 layout)
 													(RefundKind) k);
 
 			values[col] = rr_verdict(reasons, &nulls[col]);
-			values[col + 1] = reasons_array(fcinfo, cache, reasons);
+			values[col + 1] = rr_reasons_array(reasons, cache, fcinfo->flinfo->fn_mcxt);
 			nulls[col + 1] = false;
 		}
 		if (!p.isnull[FIELD_PURCHASED_AT])

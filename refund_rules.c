@@ -65,6 +65,7 @@ const char *const rr_reason_codes[NUM_REASONS] = {
 	"missing_upgraded_with_gold_discount",
 	"not_tax_exempt",
 	"missing_tax_exempt",
+	"purchase_not_eligible",
 	"requester_not_authorized",
 	"missing_requested_by_role"
 };

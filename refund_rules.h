@@ -158,6 +158,8 @@ typedef enum Reason
 	REASON_MISSING_UPGRADED_WITH_GOLD_DISCOUNT,
 	REASON_NOT_TAX_EXEMPT,
 	REASON_MISSING_TAX_EXEMPT,
+	REASON_PURCHASE_NOT_ELIGIBLE,	/* stands for the purchase's own reasons,
+									 * hidden */
 	REASON_REQUESTER_NOT_AUTHORIZED,
 	REASON_MISSING_REQUESTED_BY_ROLE,
 	NUM_REASONS
@@ -431,13 +433,15 @@ bool		rr_reader_fits(const PurchaseReader *r, TupleDesc tupdesc);
 int			rr_read_purchase(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout, uint32 fields, Purchase *p);
 RefundKind	rr_kind_from_enum(const ExtensionTypes *ext, Oid label);
 
+/* in query.c */
+Datum		rr_reasons_array(uint32 reasons, CallCache *cache, MemoryContext mcxt);
+
 /* in report.c */
 char	   *rr_format_lag(int64 usecs);
 char	   *rr_key_text(int nkeys, const Datum *values, const Oid *types);
+uint32		rr_refusal_shown(const Refusal *f);
 uint32		rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_known,
 									  bool moment_written, int64 lag, RefundKind kind);
-int			rr_refusal_codes(const Refusal *f, const char **codes);
-Datum		rr_refusal_array(const Refusal *f);
 bool		rr_refusal_deadline(const Refusal *f, TimestampTz *deadline);
 void		rr_report_refused(const Refusal *f);
 void		rr_report_frozen(const Refusal *f);

@@ -46,10 +46,6 @@
 	 REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE))
 
 
-/* Stands in DETAIL for the purchase's own reasons when they are not shown. */
-#define HIDDEN_REASONS_CODE "purchase_not_eligible"
-
-
 /* A timestamp in UTC, ISO style, whatever the session's settings. */
 static char *
 format_utc(TimestampTz t)
@@ -141,53 +137,22 @@ rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_k
 }
 
 /*
- * The reason codes a refusal shows, in order.  When the user may not read
- * the purchase, its own reasons are one code, always in the same place
- * (after the reasons about the moment, before the requester's), so that
- * neither the codes nor their order tell which criterion failed.  Returns
- * how many.
+ * The reasons a refusal shows, as a set of reason bits (listed in the order
+ * of the Reason enum).  When the user may not read the purchase, its own
+ * reasons are one code, purchase_not_eligible, which stands in the enum
+ * after the reasons about the moment and before the requester's, so that
+ * neither the codes nor their order tell which criterion failed.
  */
-int
-rr_refusal_codes(const Refusal *f, const char **codes)
+uint32
+rr_refusal_shown(const Refusal *f)
 {
-	uint32		hidden = f->purchase_shown ? 0 : (f->reasons & ~REQUEST_REASONS);
-	int			n = 0;
-	int			r;
+	uint32		own = f->reasons & ~REQUEST_REASONS;
 
 	if (f->hide_all)
-	{
-		codes[0] = HIDDEN_REASONS_CODE;
-		return 1;
-	}
-	for (r = 0; r < NUM_REASONS; r++)
-	{
-		if (hidden && r == REASON_REQUESTER_NOT_AUTHORIZED)
-		{
-			codes[n++] = HIDDEN_REASONS_CODE;
-			hidden = 0;
-		}
-		if ((f->reasons & REASON_BIT(r)) &&
-			(f->purchase_shown || (REQUEST_REASONS & REASON_BIT(r))))
-			codes[n++] = rr_reason_codes[r];
-	}
-	if (hidden)
-		codes[n++] = HIDDEN_REASONS_CODE;
-	return n;
-}
-
-/* The codes a refusal shows, as a text[] (refund_request_status's). */
-Datum
-rr_refusal_array(const Refusal *f)
-{
-	const char *codes[NUM_REASONS];
-	Datum		elems[NUM_REASONS];
-	int			n = rr_refusal_codes(f, codes);
-	int			i;
-
-	for (i = 0; i < n; i++)
-		elems[i] = CStringGetTextDatum(codes[i]);
-	return PointerGetDatum(n ? construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT)
-						   : construct_empty_array(TEXTOID));
+		return REASON_BIT(REASON_PURCHASE_NOT_ELIGIBLE);
+	if (f->purchase_shown || own == 0)
+		return f->reasons;
+	return (f->reasons & REQUEST_REASONS) | REASON_BIT(REASON_PURCHASE_NOT_ELIGIBLE);
 }
 
 /* The deadline a refusal may show (the user may read the purchase), or false. */
@@ -238,14 +203,14 @@ rr_report_refused(const Refusal *f)
 	StringInfoData hint;
 	bool		tax = f->kind_known && f->kind == KIND_TAX;
 	bool		hidden = !f->purchase_shown && (f->reasons & ~REQUEST_REASONS);
-	const char *codes[NUM_REASONS];
-	int			n = rr_refusal_codes(f, codes);
+	uint32		shown = rr_refusal_shown(f);
 	TimestampTz deadline;
-	int			i;
+	int			r;
 
 	initStringInfo(&list);
-	for (i = 0; i < n; i++)
-		appendStringInfo(&list, "%s%s", i ? ", " : "", codes[i]);
+	for (r = 0; r < NUM_REASONS; r++)
+		if (shown & REASON_BIT(r))
+			appendStringInfo(&list, "%s%s", list.len ? ", " : "", rr_reason_codes[r]);
 
 	initStringInfo(&hint);
 	if (f->hide_all)

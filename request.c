@@ -699,7 +699,7 @@ refund_request_status(PG_FUNCTION_ARGS)
 
 	judge_request(&td, true, &j);
 	values[0] = BoolGetDatum(j.f.reasons == 0);
-	values[1] = rr_refusal_array(&j.f);
+	values[1] = rr_reasons_array(rr_refusal_shown(&j.f), NULL, NULL);
 	if (rr_refusal_deadline(&j.f, &deadline))
 		values[2] = TimestampTzGetDatum(deadline);
 	else

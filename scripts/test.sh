@@ -57,7 +57,8 @@ LABEL=${RR_LABEL:-pg$RR_PG_MAJOR}
 
 WARN_CFLAGS='-Wall -Wextra -Werror'
 # PostgreSQL's own headers are not -Wextra clean: read them as system headers.
-WARN_CPPFLAGS="-isystem $("$RR_PG_CONFIG" --includedir-server 2>/dev/null)"
+# (-isystem: PostgreSQL's headers; worked out once step a installed them)
+warn_cppflags() { printf -- '-isystem %s' "$("$RR_PG_CONFIG" --includedir-server)"; }
 UBSAN_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $WARN_CFLAGS"
 # The copy of the tree the tests run in (owned by postgres: PostgreSQL
 # refuses to run as root) and its socket folder.
@@ -333,7 +334,7 @@ warning_build() {
 	local log=$LOGDIR/build-warnings.log
 	rr_make clean >/dev/null 2>&1
 	: >"$log"
-	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$WARN_CFLAGS" PG_CPPFLAGS="$WARN_CPPFLAGS"; then
+	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$WARN_CFLAGS" PG_CPPFLAGS="$(warn_cppflags)"; then
 		indent <"$log"
 		return 1
 	fi
@@ -341,7 +342,7 @@ warning_build() {
 		grep -B2 -A4 'warning:' "$log" | indent
 		return 1
 	fi
-	echo "    built with PG_CFLAGS='$WARN_CFLAGS' PG_CPPFLAGS='$WARN_CPPFLAGS': no warnings"
+	echo "    built with PG_CFLAGS='$WARN_CFLAGS' PG_CPPFLAGS='$(warn_cppflags)': no warnings"
 }
 check "make PG_CFLAGS='$WARN_CFLAGS'" warning_build
 
@@ -412,7 +413,7 @@ ubsan_build_install() {
 	local log=$LOGDIR/build-ubsan.log
 	rr_make clean >/dev/null 2>&1
 	: >"$log"
-	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$UBSAN_CFLAGS" PG_CPPFLAGS="$WARN_CPPFLAGS" \
+	if ! rr_run_logged "$log" rr_make PG_CFLAGS="$UBSAN_CFLAGS" PG_CPPFLAGS="$(warn_cppflags)" \
 		PG_LDFLAGS="$UBSAN_LDFLAGS"; then
 		indent <"$log"
 		return 1
