@@ -469,6 +469,19 @@ typedef struct RequestJudgement
 	Datum		key[INDEX_MAX_KEYS];	/* the key as the request wrote it */
 } RequestJudgement;
 
+/* What a refusal of this trigger names: the purchase, the table, the trigger. */
+static void
+refusal_context(RequestJudgement *j, TriggerData *td)
+{
+	j->f.p = &j->p;
+	j->f.purchases_name = j->info->purchases_name;
+	j->f.moment_column = request_column_names[REQ_REQUESTED_AT];
+	j->f.lag = j->info->max_lag;
+	j->f.relation = td->tg_relation;
+	j->f.constraint_name = j->info->tgname;
+	j->f.dry_run = j->info->dry_run;
+}
+
 /*
  * Judge the stored row of a request trigger's event: everything but
  * raising the refusal.  The purchase is judged at the database's clock
@@ -548,16 +561,9 @@ judge_request(TriggerData *td, bool asking, RequestJudgement *j)
 												 !isnull[REQ_REQUESTED_AT], moment_written,
 												 info->max_lag, kind);
 	j->f.reasons |= requester_reasons(info, value, isnull);
-
 	j->f.kind_known = kind_known;
 	j->f.kind = kind;
-	j->f.p = &j->p;
-	j->f.purchases_name = info->purchases_name;
-	j->f.moment_column = request_column_names[REQ_REQUESTED_AT];
-	j->f.lag = info->max_lag;
-	j->f.relation = td->tg_relation;
-	j->f.constraint_name = info->tgname;
-	j->f.dry_run = info->dry_run;
+	refusal_context(j, td);
 }
 
 /*
