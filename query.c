@@ -311,3 +311,26 @@ _refund_status(PG_FUNCTION_ARGS)
 {
 	return status_common(fcinfo, FIELDS_ALL);
 }
+
+/*
+ * reason_codes() returns setof (position integer, code text): every reason
+ * code the extension can report, in the order it reports them; the view
+ * refund_rules.reasons describes each.
+ */
+PG_FUNCTION_INFO_V1(reason_codes);
+Datum
+reason_codes(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			r;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	for (r = 0; r < NUM_REASONS; r++)
+	{
+		Datum		values[2] = {Int32GetDatum(r + 1), CStringGetTextDatum(rr_reason_codes[r])};
+		bool		nulls[2] = {false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -98,3 +98,44 @@ COMMENT ON FUNCTION @extschema@.protect_refunded_purchase() IS
 
 COMMENT ON FUNCTION @extschema@.enforce_refund_moment() IS
   'AFTER INSERT OR UPDATE row trigger for a purchases table checked with check_refund. Arguments: the moment column (default refunded_at), then options kind=purchase|tax, max_lag=INTERVAL, mode=enforce|dry_run. A moment the statement writes must be the transaction''s start (now()), give or take max_lag, and is judged at the database''s clock too (backdated_request, postdated_request, 23514); a recorded refund cannot be withdrawn';
+
+------------------------------------------------------------------------
+-- Reason codes in plain words
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.reason_codes(OUT "position" pg_catalog.int4, OUT code pg_catalog.text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'reason_codes'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION @extschema@.reason_codes() IS
+  'Every reason code the extension can report, in the order it reports them';
+
+CREATE VIEW @extschema@.reasons AS
+SELECT c."position", c.code, d.description, d.criterion, d.changes_with_time, d.kinds
+  FROM @extschema@.reason_codes() c
+  LEFT JOIN (VALUES
+    ('missing_kind', 'The request does not say whether it is for the price of the offer or for the tax.', 'request: kind', false, '{request}'::pg_catalog.text[]),
+    ('backdated_request', 'The request is dated before the moment it was made; leave its time to the database.', 'request: moment', false, '{request}'),
+    ('postdated_request', 'The request is dated after the moment it was made; leave its time to the database.', 'request: moment', false, '{request}'),
+    ('not_yet_purchased', 'The purchase is dated after the moment of the request: it was not made yet.', 'W, TW', true, '{purchase,tax}'),
+    ('refund_window_expired', 'The 30 days in which the price of the offer can be refunded have passed.', 'W', false, '{purchase}'),
+    ('tax_refund_window_expired', 'The year in which the tax paid can be refunded has passed.', 'TW', false, '{tax}'),
+    ('missing_purchased_at', 'The date of the purchase is not recorded.', 'W, TW', false, '{purchase,tax}'),
+    ('missing_requested_at', 'The moment of the request is not recorded.', 'request: moment', false, '{request}'),
+    ('benefits_activated', 'A benefit of the purchase has been activated or used.', 'B', false, '{purchase}'),
+    ('missing_benefits_activated', 'It is not recorded whether a benefit of the purchase has been activated or used.', 'B', false, '{purchase}'),
+    ('product_keys_viewed', 'A product key of the purchase has been viewed, even if not activated.', 'K', false, '{purchase}'),
+    ('missing_product_keys_viewed', 'It is not recorded whether a product key of the purchase has been viewed.', 'K', false, '{purchase}'),
+    ('upgraded_with_gold_discount', 'This Silver membership was upgraded to Gold with the 25 % Gold discount, so it cannot be refunded as Silver.', 'U', false, '{purchase}'),
+    ('missing_offer', 'The offer of the purchase is not recorded.', 'U', false, '{purchase}'),
+    ('missing_upgraded_with_gold_discount', 'It is not recorded whether this membership was upgraded with the Gold discount.', 'U', false, '{purchase}'),
+    ('not_tax_exempt', 'The partner is not tax exempt, so there is no tax to refund.', 'TE', false, '{tax}'),
+    ('missing_tax_exempt', 'It is not recorded whether the partner is tax exempt.', 'TE', false, '{tax}'),
+    ('purchase_not_eligible', 'The purchase does not allow this refund; its details are shown only to staff who may see the purchase.', 'W, TW, B, K, U, TE', NULL, '{purchase,tax}'),
+    ('requester_not_authorized', 'Only an MPN partner admin or an account admin may request a refund.', 'requester', false, '{request}'),
+    ('missing_requested_by_role', 'The request does not say in which role it is made.', 'requester', false, '{request}')
+  ) d(code, description, criterion, changes_with_time, kinds)
+  ON d.code OPERATOR(pg_catalog.=) c.code;
+GRANT SELECT ON @extschema@.reasons TO PUBLIC;
+COMMENT ON VIEW @extschema@.reasons IS
+  'One row per reason code: a sentence a support agent can read to a partner, the criterion of the policy (W, TW, B, K, U, TE of refund-policy.md, or the request''s own), whether it can still change with time, and the kinds of refund it concerns';

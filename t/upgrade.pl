@@ -207,6 +207,7 @@ my @calls = (
 	[ refund_ineligibility_reasons => "refund_rules.refund_ineligibility_reasons(p, '$T0', 'tax')" ],
 	[ refund_status => "(SELECT s::text FROM refund_rules.refund_status(p, '$T0') s)" ],
 	[ check_refund => "CASE WHEN p.id = 3 THEN refund_rules.check_refund(p, timestamptz '$T0' - interval '1 day') END" ],
+	[ reason_codes => "(SELECT string_agg(\"position\" || ':' || code, ',' ORDER BY \"position\") FROM refund_rules.reason_codes())" ],
 	[ refund_request_status => "(SELECT s::text FROM public.refund_requests r, refund_rules.refund_request_status(r) s WHERE r.purchase_id = p.id)" ],
 );
 # Called by the planner: its rewrite (or not) must give the same answers.
