@@ -551,7 +551,19 @@ CREATE TRIGGER enforce_refund_policy AFTER INSERT OR UPDATE ON ref_requests
     FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('ref_purchases', 'purchase_id', 'id', 'max_lag=2 seconds');
 INSERT INTO ref_requests (partner, purchase_id, requested_by_role) VALUES ('a', 1, 'account_admin');
 EOF
-#C10C11
+expect_err "c10 the companion on distributed purchases FROM a local request table: 42P01 from a worker at CREATE" 42P01 \
+	'relation "local_requests" does not exist' 'while executing command on' <<EOF
+CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON $PUR FROM local_requests
+    FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('local_requests', 'partner, purchase_id');
+EOF
+expect_err "c11 the companion on reference purchases FROM distributed requests: every write refused, 39P01 from a placement" 39P01 \
+	"refund request table \"$S.ref_fk_requests\" has no foreign key on \"purchase_id\" that references \"ref_purchases_" <<'EOF'
+BEGIN;
+CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON ref_purchases FROM ref_fk_requests
+    FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('ref_fk_requests', 'purchase_id');
+UPDATE ref_purchases SET product_keys_viewed = false WHERE id = 4;
+ROLLBACK;
+EOF
 expect_val "c12 reference purchases, local request table with FK: Citus makes it a Citus local table; allowed accepted" n <<EOF
 CREATE TABLE ref_local_fk ($RCOLS, PRIMARY KEY (id), FOREIGN KEY (purchase_id) REFERENCES ref_purchases (id));
 CREATE TRIGGER enforce_refund_policy AFTER INSERT OR UPDATE ON ref_local_fk
@@ -586,7 +598,14 @@ CREATE TRIGGER enforce_refund_policy AFTER INSERT OR UPDATE ON ref_local
     FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('ref_purchases', 'purchase_id', 'id');
 INSERT INTO ref_local (partner, purchase_id, requested_by_role) VALUES ('a', 1, 'account_admin');
 EOF
-#C14
+expect_err "c14 the companion on reference purchases FROM the Citus local request table: every write refused, 39P01 from a worker's placement" 39P01 \
+	"refund request table \"$S.ref_local_fk\" has no foreign key on \"purchase_id\" that references \"ref_purchases_" <<'EOF'
+BEGIN;
+CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON ref_purchases FROM ref_local_fk
+    FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('ref_local_fk', 'purchase_id');
+UPDATE ref_purchases SET product_keys_viewed = false WHERE id = 4;
+ROLLBACK;
+EOF
 # ------------------------------------------------ d. the query functions
 expect_val "d0 20 000 rows in a local and a distributed table (8 shards)" '20000|20000' <<EOF
 CREATE TABLE lp (partner text, id bigint, $PCOLS);
