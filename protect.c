@@ -20,6 +20,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -109,6 +113,56 @@ protect_arguments(const Trigger *tg, Relation rel, RRTriggerInfo *info)
 	return nfixed;
 }
 
+/*
+ * On a Citus node, the request shard co-located with purchases shard
+ * "purchases" when the trigger's FROM table is the request table's shell:
+ * Citus copies a constraint trigger to the shards with its FROM table as
+ * written.  The shards of the FROM table are those pg_dist_shard lists,
+ * named by Citus's own shard_name() (no name parsing here); the one whose
+ * foreign key on the same columns (by name) references this shard is it.
+ * Returns InvalidOid when there is none; sets refcols to its attnums.
+ */
+static Oid
+citus_colocated_request_shard(Oid shell, Oid purchases, int nref, AttrNumber *refcols,
+							  RRForeignKey *fk)
+{
+	Oid			found = InvalidOid;
+	Oid			argtypes[1] = {REGCLASSOID};
+	Datum		args[1];
+	uint64		i;
+
+	if (!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
+		return InvalidOid;
+	args[0] = ObjectIdGetDatum(shell);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT pg_catalog.to_regclass(pg_catalog.shard_name($1, s.shardid))::pg_catalog.oid"
+							  " FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid = $1",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed");
+	for (i = 0; i < SPI_processed && !OidIsValid(found); i++)
+	{
+		bool		isnull;
+		Oid			shard = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+		AttrNumber	cols[INDEX_MAX_KEYS];
+		int			c;
+
+		if (isnull)
+			continue;			/* a shard placed on another node */
+		for (c = 0; c < nref; c++)
+			if ((cols[c] = get_attnum(shard, get_attname(shell, refcols[c], false))) == InvalidAttrNumber)
+				break;
+		if (c == nref && rr_find_foreign_key(shard, nref, cols, purchases, fk))
+		{
+			found = shard;
+			memcpy(refcols, cols, sizeof(AttrNumber) * nref);
+		}
+	}
+	SPI_finish();
+	return found;
+}
+
 /* Work out what a protect_refunded_purchase() trigger reads (an RRBuildInfo). */
 static void
 build_protect_trigger(TriggerData *td, RRTriggerInfo *info)
@@ -117,11 +171,15 @@ build_protect_trigger(TriggerData *td, RRTriggerInfo *info)
 	Relation	rel = td->tg_relation;
 	AttrNumber	refcols[INDEX_MAX_KEYS];
 	int			nref;
+	Oid			requests;
 	StringInfoData query;
 	int			nfixed = protect_arguments(tg, rel, info);
 
 	nref = rr_column_list(tg, 1, tg->tgconstrrelid, "a reference column", refcols);
-	if (!rr_find_foreign_key(tg->tgconstrrelid, nref, refcols, RelationGetRelid(rel), &info->fk))
+	requests = tg->tgconstrrelid;
+	if (!rr_find_foreign_key(requests, nref, refcols, RelationGetRelid(rel), &info->fk) &&
+		!OidIsValid(requests = citus_colocated_request_shard(tg->tgconstrrelid, RelationGetRelid(rel),
+															 nref, refcols, &info->fk)))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("refund request table \"%s\" has no foreign key on \"%s\" that references \"%s\"",
@@ -143,23 +201,25 @@ build_protect_trigger(TriggerData *td, RRTriggerInfo *info)
 						 errhint("Pass the foreign key's columns, in its order.")));
 	}
 	rr_foreign_key_columns(info);
-	info->lock_relid = info->lookup_relid = tg->tgconstrrelid;
+	if (requests != tg->tgconstrrelid)
+		LockRelationOid(requests, AccessShareLock);
+	info->lock_relid = info->lookup_relid = requests;
 	info->lockmode = AccessShareLock;
-	info->lookup_owner = rr_relation_owner(tg->tgconstrrelid);
-	info->requests_name = rr_qualified_name(tg->tgconstrrelid);
+	info->lookup_owner = rr_relation_owner(requests);
+	info->requests_name = rr_qualified_name(requests);
 
 	/* as for a foreign key: the purchases' owner may read the requests */
-	if (pg_class_aclcheck(tg->tgconstrrelid, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK)
+	if (pg_class_aclcheck(requests, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(tg->tgconstrrelid)),
+				 errmsg("permission denied for table %s", get_rel_name(requests)),
 				 errdetail("The owner of purchases table \"%s\" needs SELECT on refund request table \"%s\".",
 						   RelationGetRelationName(rel), info->requests_name)));
 	policy_columns(td, info);
 
 	initStringInfo(&query);
 	appendStringInfoString(&query, "SELECT 1");
-	rr_append_from(&query, tg->tgconstrrelid);
+	rr_append_from(&query, requests);
 	rr_key_condition(&query, info, false);
 	appendStringInfoString(&query, " LIMIT 1");
 	info->lookups[RR_LOOKUP_LOCKED].query = query.data;
