@@ -120,7 +120,8 @@ protect_arguments(const Trigger *tg, Relation rel, RRTriggerInfo *info)
  * written.  The shards of the FROM table are those pg_dist_shard lists,
  * named by Citus's own shard_name() (no name parsing here); the one whose
  * foreign key on the same columns (by name) references this shard is it.
- * Returns InvalidOid when there is none; sets refcols to its attnums.
+ * Returns InvalidOid when there is none; sets refcols to its attnums.  More
+ * than one (the copy of a reference table on a node) is refused.
  */
 static Oid
 citus_colocated_request_shard(Oid shell, Oid purchases, int nref, AttrNumber *refcols,
@@ -136,11 +137,11 @@ citus_colocated_request_shard(Oid shell, Oid purchases, int nref, AttrNumber *re
 	args[0] = ObjectIdGetDatum(shell);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT pg_catalog.to_regclass(pg_catalog.shard_name($1, s.shardid))::pg_catalog.oid"
+	if (SPI_execute_with_args("SELECT pg_catalog.to_regclass(pg_catalog.shard_name($1, s.shardid, false))::pg_catalog.oid"
 							  " FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid = $1",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed");
-	for (i = 0; i < SPI_processed && !OidIsValid(found); i++)
+	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 		Oid			shard = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
@@ -155,6 +156,14 @@ citus_colocated_request_shard(Oid shell, Oid purchases, int nref, AttrNumber *re
 				break;
 		if (c == nref && rr_find_foreign_key(shard, nref, cols, purchases, fk))
 		{
+			/* several: a reference table's copy, which no one shard guards */
+			if (OidIsValid(found))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("several shards of refund request table \"%s\" reference purchases table \"%s\"",
+								get_rel_name(shell), get_rel_name(purchases)),
+						 errdetail("protect_refunded_purchase() guards a purchases shard whose requests are in one co-located shard."),
+						 errhint("Distribute the purchases table and the request table, co-located.")));
 			found = shard;
 			memcpy(refcols, cols, sizeof(AttrNumber) * nref);
 		}

@@ -20,39 +20,56 @@
 
 #include "refund_rules.h"
 
-/*
- * The reason codes of a set of reasons, as a text[] in the policy's order:
- * the one builder of reason arrays.  With a call site's cache, each code's
- * text is made once per call site.
- */
-Datum
-rr_reasons_array(uint32 reasons, CallCache *cache, MemoryContext mcxt)
+/* The reason codes of a set of reasons, as a new text[] in the policy's order. */
+static Datum
+build_reasons_array(uint32 reasons)
 {
 	Datum		elems[NUM_REASONS];
 	int			n = 0;
 	int			r;
 
 	for (r = 0; r < NUM_REASONS; r++)
-	{
-		if (!(reasons & REASON_BIT(r)))
-			continue;
-		if (cache == NULL)
+		if (reasons & REASON_BIT(r))
 			elems[n++] = CStringGetTextDatum(rr_reason_codes[r]);
-		else
-		{
-			if (cache->reason_text[r] == (Datum) 0)
-			{
-				MemoryContext old = MemoryContextSwitchTo(mcxt);
-
-				cache->reason_text[r] = PointerGetDatum(cstring_to_text(rr_reason_codes[r]));
-				MemoryContextSwitchTo(old);
-			}
-			elems[n++] = cache->reason_text[r];
-		}
-	}
 	if (n == 0)
 		return PointerGetDatum(construct_empty_array(TEXTOID));
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * The reason codes of a set of reasons, as a text[] in the policy's order:
+ * the one builder of reason arrays.  A call site (cache) builds the array of
+ * each distinct set once, in mcxt, and hands out a copy of it each time, so
+ * a caller may change or free what it gets.
+ */
+Datum
+rr_reasons_array(uint32 reasons, CallCache *cache, MemoryContext mcxt)
+{
+	Datum		array;
+	int			i;
+
+	if (cache == NULL)
+		return build_reasons_array(reasons);
+	for (i = 0; i < cache->nsets; i++)
+		if (cache->set_reasons[i] == reasons)
+		{
+			Size		len = VARSIZE(cache->set_array[i]);
+			struct varlena *copy = palloc(len);
+
+			memcpy(copy, cache->set_array[i], len);
+			return PointerGetDatum(copy);
+		}
+	array = build_reasons_array(reasons);
+	if (cache->nsets < REASON_SETS)
+	{
+		Size		len = VARSIZE(DatumGetPointer(array));
+		struct varlena *kept = MemoryContextAlloc(mcxt, len);
+
+		memcpy(kept, DatumGetPointer(array), len);
+		cache->set_reasons[cache->nsets] = reasons;
+		cache->set_array[cache->nsets++] = kept;
+	}
+	return array;
 }
 
 

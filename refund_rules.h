@@ -204,12 +204,18 @@ typedef struct PurchaseReader
 } PurchaseReader;
 
 
+/* How many distinct sets of reasons a call site keeps arrays of. */
+#define REASON_SETS 32
+
 /* Everything a call site keeps between calls, in fn_mcxt. */
 typedef struct CallCache
 {
 	ExtensionTypes ext;
 	PurchaseReader reader;
-	Datum		reason_text[NUM_REASONS];	/* built on first use */
+	/* the arrays of the sets of reasons met so far, built once each */
+	int			nsets;
+	uint32		set_reasons[REASON_SETS];
+	struct varlena *set_array[REASON_SETS];
 	TupleDesc	result_desc;	/* refund_status's row */
 } CallCache;
 

@@ -96,7 +96,9 @@ owners AS (
          COALESCE((SELECT p.proowner FROM pg_proc p
                     WHERE m.classid = 'pg_proc'::regclass AND p.oid = m.objid),
                   (SELECT t.typowner FROM pg_type t
-                    WHERE m.classid = 'pg_type'::regclass AND t.oid = m.objid)) AS owner
+                    WHERE m.classid = 'pg_type'::regclass AND t.oid = m.objid),
+                  (SELECT c.relowner FROM pg_class c
+                    WHERE m.classid = 'pg_class'::regclass AND c.oid = m.objid)) AS owner
     FROM members m)
 SELECT type, count(*) > 0 AS has_members,
        count(*) FILTER (WHERE schema IS DISTINCT FROM 'refund_rules') AS outside_schema,

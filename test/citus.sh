@@ -401,45 +401,99 @@ EOF
 # The companion: CREATE CONSTRAINT TRIGGER ... FROM the request table.  Citus
 # creates it on every purchases shard, but keeps the FROM table as it is
 # written: the shell table, whose FK references the shell purchases table, not
-# the shard.  Every INSERT and UPDATE of the purchases is then refused.
+# the shard.  On a Citus node the companion then reads the co-located request
+# shard (one of the FROM table's shards in pg_dist_shard, named by Citus's
+# shard_name()) whose FK references this purchases shard.
 expect_val "b15 CREATE CONSTRAINT TRIGGER ... FROM on distributed purchases: accepted, on every shard, FROM the shell table" t <<EOF
 CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON $PUR FROM $REQ
     FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('$REQ', 'partner, purchase_id', 'partner, id');
 SELECT count(*) = 4 AND bool_and(success AND result = '$S.$REQ')
 FROM run_command_on_shards('$PUR', \$\$SELECT tgconstrrelid::regclass FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'protect_refunded_purchase%%'\$\$);
 EOF
-expect_err "b1k documented failure: activating a requested purchase gives 39P01, not 23514 (the shard trigger's FROM is the shell table)" 39P01 \
-	"refund request table \"$S.$REQ\" has no foreign key on \"partner, purchase_id\" that references \"${PUR:0:40}" <<EOF
-UPDATE $PUR SET benefits_activated = true WHERE partner = 'a' AND id = 1;
-EOF
-expect_err "b16 documented failure: a purchase without requests cannot change either (39P01)" 39P01 \
-	'has no foreign key on "partner, purchase_id" that references' <<EOF
-UPDATE $PUR SET product_keys_viewed = false WHERE partner = 'c' AND id = 4;
-EOF
-expect_err "b16b documented failure: nor can a purchase be inserted (39P01)" 39P01 \
-	'has no foreign key on "partner, purchase_id" that references' <<EOF
-INSERT INTO $PUR VALUES ('e', 6, 'gold', now() - interval '3 days', false, false, false, false);
-EOF
-# A stop-gap, not a recommendation: the companion created on each purchases
-# shard FROM its co-located request shard (the coordinator does not know these
-# triggers; a shard move, split or rebalance loses them).
-expect_val "b21 stop-gap: the companion per shard pair, FROM the co-located request shard" 4 <<EOF
-DROP TRIGGER protect_refunded_purchase ON $PUR;
-SELECT count(*) FROM run_command_on_colocated_placements('$PUR', '$REQ',
-    \$\$CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON %1\$s FROM %2\$s
-        FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('%2\$s', 'partner, purchase_id', 'partner, id')\$\$)
-WHERE success;
-EOF
-expect_err "b21a stop-gap: activating a requested purchase gives 23514, HINT naming the request shard" 23514 \
+expect_err "b1k the companion: activating a requested purchase gives 23514, HINT naming the co-located request shard (hashed name)" 23514 \
 	'purchase "a, 1" has an accepted refund request' \
 	'DETAIL:  Reasons: purchase_refunded. Column "benefits_activated" cannot change once a refund of the purchase is accepted.' \
 	"HINT:  A refund request in table \"$S.${REQ:0:40}" <<EOF
 UPDATE $PUR SET benefits_activated = true WHERE partner = 'a' AND id = 1;
 EOF
-expect_ok "b21b stop-gap: a purchase without requests changes, a new one is inserted" <<EOF
+expect_err "b1k2 the companion: the same through a multi-shard UPDATE" 23514 \
+	'purchase "a, 1" has an accepted refund request' <<EOF
+UPDATE $PUR SET benefits_activated = true WHERE id = 1;
+EOF
+expect_err "b1k3 the companion: INSERT ... ON CONFLICT DO UPDATE activating a requested purchase: 23514" 23514 \
+	'purchase "a, 1" has an accepted refund request' <<EOF
+INSERT INTO $PUR VALUES ('a', 1, 'gold', now(), true, false, false, false)
+    ON CONFLICT (partner, id) DO UPDATE SET benefits_activated = true;
+EOF
+expect_ok "b16 the companion: a purchase without requests changes" <<EOF
 UPDATE $PUR SET product_keys_viewed = false WHERE partner = 'c' AND id = 4;
-INSERT INTO $PUR VALUES ('e', 6, 'gold', now() - interval '3 days', false, false, false, false),
-                        ('e', 7, 'gold', now() - interval '3 days', false, false, false, false),
+UPDATE $PUR SET upgraded_with_gold_discount = false WHERE partner <> 'a';
+EOF
+expect_ok "b16b the companion: a purchase without requests is inserted" <<EOF
+INSERT INTO $PUR VALUES ('e', 6, 'gold', now() - interval '3 days', false, false, false, false);
+EOF
+expect_err "b16c a requested purchase cannot be deleted: the FK's 23503 (so not deleted and re-inserted either)" 23503 \
+	'violates foreign key constraint "request_purchase_fkey_' 'Key (partner, id)=(a, 1) is still referenced' <<EOF
+BEGIN;
+DELETE FROM $PUR WHERE partner = 'a' AND id = 1;
+INSERT INTO $PUR VALUES ('a', 1, 'gold', now() - interval '3 days', true, false, false, false);
+COMMIT;
+EOF
+# With a deferred FK the DELETE goes through; the re-INSERT is the companion's.
+REQD=refund_requests_deferred_with_a_name_long_enough_that_citus_has
+expect_err "b16d deferred FK: DELETE and re-INSERT of a requested purchase in one transaction: 23514 cannot be inserted again" 23514 \
+	'purchase "h, 9" has an accepted refund request' \
+	'DETAIL:  Reasons: purchase_refunded. A purchase with an accepted refund request cannot be inserted again.' \
+	"HINT:  A refund request in table \"$S.${REQD:0:40}" <<EOF
+INSERT INTO $PUR VALUES ('h', 9, 'gold', now() - interval '3 days', false, false, false, false);
+CREATE TABLE $REQD ($RCOLS, PRIMARY KEY (partner, id),
+    FOREIGN KEY (partner, purchase_id) REFERENCES $PUR (partner, id) DEFERRABLE INITIALLY DEFERRED);
+SELECT create_distributed_table('$REQD', 'partner', colocate_with => '$PUR');
+CREATE TRIGGER enforce_refund_policy AFTER INSERT OR UPDATE ON $REQD
+    FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('$PUR', 'partner, purchase_id', 'partner, id', 'max_lag=2 seconds');
+CREATE CONSTRAINT TRIGGER protect_refunded_purchase_d AFTER INSERT OR UPDATE ON $PUR FROM $REQD
+    FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('$REQD', 'partner, purchase_id', 'partner, id');
+INSERT INTO $REQD (partner, purchase_id, requested_by_role) VALUES ('h', 9, 'account_admin');
+BEGIN;
+DELETE FROM $PUR WHERE partner = 'h' AND id = 9;
+INSERT INTO $PUR VALUES ('h', 9, 'gold', now() - interval '3 days', false, false, false, false);
+COMMIT;
+EOF
+expect_err "b16e deferred FK: DELETE and re-INSERT in one statement (a modifying CTE): XX000 from Citus, DETAIL kept" XX000 \
+	'purchase "h, 9" has an accepted refund request' 'A purchase with an accepted refund request cannot be inserted again.' <<EOF
+WITH gone AS (DELETE FROM $PUR WHERE partner = 'h' AND id = 9 RETURNING *)
+INSERT INTO $PUR SELECT partner, id, offer, purchased_at, true, product_keys_viewed, upgraded_with_gold_discount, tax_exempt FROM gone;
+EOF
+expect_val "b16f the deferred pair is dropped; purchase h, 9 is unchanged" 'f' <<EOF
+DROP TRIGGER protect_refunded_purchase_d ON $PUR;
+DROP TABLE $REQD;
+SELECT benefits_activated FROM $PUR WHERE partner = 'h' AND id = 9;
+EOF
+# Tables in schema public: shard_name() leaves their shard names unqualified,
+# so the companion's to_regclass() depends on the workers' search_path.
+PUBP=public.rr_citus_test_purchases_with_a_name_long_enough_that_citus_h
+PUBR=public.rr_citus_test_requests_with_a_name_long_enough_that_citus_has
+expect_err "b19 the companion on tables in schema public, workers' search_path without public: still 23514" 23514 \
+	'purchase "a, 1" has an accepted refund request' <<EOF
+SET citus.multi_shard_modify_mode = sequential;
+BEGIN;
+CREATE TABLE $PUBP (partner text NOT NULL, id bigint NOT NULL, $PCOLS, PRIMARY KEY (partner, id));
+SELECT create_distributed_table('$PUBP', 'partner');
+INSERT INTO $PUBP VALUES ('a', 1, 'gold', now() - interval '3 days', false, false, false, false);
+CREATE TABLE $PUBR ($RCOLS, PRIMARY KEY (partner, id),
+    FOREIGN KEY (partner, purchase_id) REFERENCES $PUBP (partner, id));
+SELECT create_distributed_table('$PUBR', 'partner', colocate_with => '$PUBP');
+CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON $PUBP FROM $PUBR
+    FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('$PUBR', 'partner, purchase_id', 'partner, id');
+INSERT INTO $PUBR (partner, purchase_id, requested_by_role) VALUES ('a', 1, 'account_admin');
+SET LOCAL citus.propagate_set_commands = 'local';
+SET LOCAL search_path = pg_catalog;
+UPDATE $PUBP SET benefits_activated = true WHERE partner = 'a' AND id = 1;
+ROLLBACK;
+EOF
+expect_ok "b21b the companion: a purchase without requests changes, new ones are inserted (multi-row)" <<EOF
+UPDATE $PUR SET product_keys_viewed = false WHERE partner = 'c' AND id = 4;
+INSERT INTO $PUR VALUES ('e', 7, 'gold', now() - interval '3 days', false, false, false, false),
                         ('g', 8, 'gold', now() - interval '3 days', false, false, false, false);
 EOF
 # Two sessions: the lock the trigger takes on the purchases shard's row.
@@ -455,11 +509,32 @@ printf '%s\n' "$PRE" "BEGIN;" "INSERT INTO $REQ (partner, purchase_id, requested
 	"SELECT pg_sleep(2);" "COMMIT;" | "$PSQL" -X -q -d "$CITUS_COORDINATOR" -f - >/dev/null 2>&1 &
 BG=$!
 sleep 0.7
-expect_err "b20 stop-gap: an activation waits for an open request and is refused once it commits" 23514 \
+expect_err "b20 the companion: an activation waits for an open request and is refused once it commits" 23514 \
 	'purchase "e, 7" has an accepted refund request' <<EOF
 UPDATE $PUR SET benefits_activated = true WHERE partner = 'e' AND id = 7;
 EOF
 wait "$BG"
+# Citus recreates the companion on a moved shard (FROM the shell table), so
+# it survives a move; the per-shard stop-gap of 1.2's first measurement did not.
+# (The coordinator connects to itself for the move: over its socket directory
+# when it has no TCP.)
+expect_val "b21 citus_move_shard_placement of the requested purchase's shard group: the shard is on another node" t <<EOF
+SELECT set_config('citus.local_hostname', split_part(current_setting('unix_socket_directories'), ',', 1), false)
+WHERE current_setting('listen_addresses') = '';
+CREATE TEMP TABLE before_move AS
+SELECT pl.shardid, n.nodename, n.nodeport FROM pg_dist_placement pl JOIN pg_dist_node n USING (groupid)
+WHERE pl.shardid = get_shard_id_for_distribution_column('$PUR', 'a');
+SELECT citus_move_shard_placement(b.shardid, b.nodename, b.nodeport, t.nodename, t.nodeport, shard_transfer_mode => 'block_writes')
+FROM before_move b, LATERAL (SELECT nodename, nodeport FROM pg_dist_node
+    WHERE groupid > 0 AND isactive AND noderole = 'primary' AND shouldhaveshards AND (nodename, nodeport) <> (b.nodename, b.nodeport)
+    ORDER BY nodeid LIMIT 1) t;
+SELECT (n.nodename, n.nodeport) <> (b.nodename, b.nodeport)
+FROM before_move b JOIN pg_dist_placement pl USING (shardid) JOIN pg_dist_node n USING (groupid);
+EOF
+expect_err "b21a after the move: activating the requested purchase still gives 23514" 23514 \
+	'purchase "a, 1" has an accepted refund request' "HINT:  A refund request in table \"$S.${REQ:0:40}" <<EOF
+UPDATE $PUR SET benefits_activated = true WHERE partner = 'a' AND id = 1;
+EOF
 expect_err "b17 a single-column key on distributed purchases: no FK can be made (42830), so no trigger works" 42830 \
 	"there is no unique constraint matching given keys for referenced table \"$PUR\"" <<EOF
 CREATE TABLE requests1 ($RCOLS, PRIMARY KEY (partner, id), FOREIGN KEY (purchase_id) REFERENCES $PUR (id));
@@ -553,16 +628,30 @@ INSERT INTO ref_requests (partner, purchase_id, requested_by_role) VALUES ('a', 
 EOF
 expect_err "c10 the companion on distributed purchases FROM a local request table: 42P01 from a worker at CREATE" 42P01 \
 	'relation "local_requests" does not exist' 'while executing command on' <<EOF
-CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON $PUR FROM local_requests
+CREATE CONSTRAINT TRIGGER protect_from_local_requests AFTER INSERT OR UPDATE ON $PUR FROM local_requests
     FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('local_requests', 'partner, purchase_id');
 EOF
-expect_err "c11 the companion on reference purchases FROM distributed requests: every write refused, 39P01 from a placement" 39P01 \
+# The companion on reference purchases: on a worker's placement it finds a
+# local request shard whose FK references the placement (every local shard's
+# does) and reads that one only; on the coordinator's placement (no request
+# shard there) it finds none, 39P01, and that refuses every write.
+expect_err "c11 the companion on reference purchases FROM distributed requests: every write refused, 39P01 from the coordinator's placement" 39P01 \
 	"refund request table \"$S.ref_fk_requests\" has no foreign key on \"purchase_id\" that references \"ref_purchases_" <<'EOF'
 BEGIN;
 CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON ref_purchases FROM ref_fk_requests
     FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('ref_fk_requests', 'purchase_id');
 UPDATE ref_purchases SET product_keys_viewed = false WHERE id = 4;
 ROLLBACK;
+EOF
+expect_val "c11b hazard: on the workers' placements of reference purchases the companion sees one request shard: purchase 1 (requested) is activated on some worker's placement" t <<'EOF'
+CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON ref_purchases FROM ref_fk_requests
+    FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('ref_fk_requests', 'purchase_id');
+SELECT bool_or(result = 'ERROR:  not refused')
+FROM run_command_on_placements('ref_purchases',
+  $q$DO $$BEGIN PERFORM set_config('citus.enable_manual_changes_to_shards', 'on', true);
+     UPDATE %s SET benefits_activated = true WHERE id = 1; RAISE EXCEPTION 'not refused'; END$$ $q$) r
+JOIN pg_dist_node n USING (nodename, nodeport) WHERE n.groupid > 0;
+DROP TRIGGER protect_refunded_purchase ON ref_purchases;
 EOF
 expect_val "c12 reference purchases, local request table with FK: Citus makes it a Citus local table; allowed accepted" n <<EOF
 CREATE TABLE ref_local_fk ($RCOLS, PRIMARY KEY (id), FOREIGN KEY (purchase_id) REFERENCES ref_purchases (id));
