@@ -114,6 +114,33 @@ protect_arguments(const Trigger *tg, Relation rel, RRTriggerInfo *info)
 }
 
 /*
+ * Refuse a purchases relation that is the copy of a Citus reference table:
+ * its requests are spread over every shard of the request table, which no
+ * trigger on one node sees.  Within SPI_connect().
+ */
+static void
+reference_table_refused(Oid shell, Oid purchases)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(purchases)};
+
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_shard s"
+							  " JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid"
+							  " WHERE p.partmethod OPERATOR(pg_catalog.=) 'n'"
+							  " AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false))::pg_catalog.oid"
+							  " OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("purchases table \"%s\" is a Citus reference table, which refund request table \"%s\" references from every shard",
+						get_rel_name(purchases), get_rel_name(shell)),
+				 errdetail("protect_refunded_purchase() guards a purchases shard whose requests are in one co-located shard."),
+				 errhint("Distribute the purchases table and the request table, co-located.")));
+}
+
+/*
  * On a Citus node, the request shard co-located with purchases shard
  * "purchases" when the trigger's FROM table is the request table's shell:
  * Citus copies a constraint trigger to the shards with its FROM table as
@@ -137,6 +164,7 @@ citus_colocated_request_shard(Oid shell, Oid purchases, int nref, AttrNumber *re
 	args[0] = ObjectIdGetDatum(shell);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	reference_table_refused(shell, purchases);
 	if (SPI_execute_with_args("SELECT pg_catalog.to_regclass(pg_catalog.shard_name($1, s.shardid, false))::pg_catalog.oid"
 							  " FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid = $1",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -303,7 +331,6 @@ protect_refunded_purchase(PG_FUNCTION_ARGS)
 	}
 	return PointerGetDatum(NULL);
 }
-
 
 /* ---- enforce_refund_moment() ---- */
 

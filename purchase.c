@@ -34,7 +34,6 @@ rr_get_call_cache(FunctionCallInfo fcinfo)
 	return cache;
 }
 
-
 /* How a value of type typid can supply field f. */
 ValueKind
 rr_value_kind_for(const ExtensionTypes *ext, PurchaseField f, Oid typid)
@@ -61,7 +60,6 @@ rr_value_kind_for(const ExtensionTypes *ext, PurchaseField f, Oid typid)
 	return VALUE_UNUSABLE;
 }
 
-
 static const char *
 field_expected_type(PurchaseField f)
 {
@@ -75,7 +73,6 @@ field_expected_type(PurchaseField f)
 			return "boolean";
 	}
 }
-
 
 /* The column of a row type with this name (not dropped), or NULL. */
 Form_pg_attribute
@@ -93,14 +90,12 @@ rr_table_column(TupleDesc tupdesc, const char *name)
 	return NULL;
 }
 
-
 /* The attribute of a row type that holds field f, or NULL. */
 Form_pg_attribute
 rr_find_field_column(TupleDesc tupdesc, PurchaseField f)
 {
 	return rr_table_column(tupdesc, rr_field_names[f]);
 }
-
 
 static void
 reader_set_field(PurchaseReader *r, const ExtensionTypes *ext, PurchaseField f,
@@ -112,7 +107,6 @@ reader_set_field(PurchaseReader *r, const ExtensionTypes *ext, PurchaseField f,
 	if (r->kind[f] != VALUE_UNUSABLE)
 		r->usable |= FIELD_BIT(f);
 }
-
 
 /* Point a reader at the columns of a row type. */
 void
@@ -143,7 +137,6 @@ rr_reader_init_row(PurchaseReader *r, const ExtensionTypes *ext, TupleDesc tupde
 	MemoryContextSwitchTo(old);
 }
 
-
 /* Point a reader at the arguments of a column-form call (layout: fields). */
 static void
 reader_init_args(PurchaseReader *r, const ExtensionTypes *ext, FmgrInfo *flinfo, uint32 layout)
@@ -163,7 +156,6 @@ reader_init_args(PurchaseReader *r, const ExtensionTypes *ext, FmgrInfo *flinfo,
 	}
 	r->valid = true;
 }
-
 
 /* Raise the error for the first needed field the reader cannot read. */
 void
@@ -193,7 +185,6 @@ rr_reader_require(const PurchaseReader *r, uint32 fields)
 	}
 }
 
-
 /*
  * An offer that is not one of the labels: bad data.  The value is shown
  * unless the reader hides values (a trigger reading a table the user may
@@ -216,7 +207,6 @@ report_invalid_offer(const PurchaseReader *r, const char *value)
 			 errdetail("Column \"offer\" must hold one of \"action_pack\", \"silver\" or \"gold\".")));
 }
 
-
 void
 rr_report_invalid_kind(const char *value)
 {
@@ -228,7 +218,6 @@ rr_report_invalid_kind(const char *value)
 			 errmsg("invalid refund kind \"%.*s%s\"", clip, value, clip < len ? "..." : ""),
 			 errdetail("A refund kind must be \"purchase\" or \"tax\".")));
 }
-
 
 static MpnOffer
 offer_from_enum(const PurchaseReader *r, const ExtensionTypes *ext, Oid label)
@@ -247,7 +236,6 @@ offer_from_enum(const PurchaseReader *r, const ExtensionTypes *ext, Oid label)
 	report_invalid_offer(r, NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
 	pg_unreachable();
 }
-
 
 static MpnOffer
 offer_from_text(const PurchaseReader *r, Datum value)
@@ -269,7 +257,6 @@ offer_from_text(const PurchaseReader *r, Datum value)
 	report_invalid_offer(r, text_to_cstring(t));
 	pg_unreachable();
 }
-
 
 /* Store one field's value into a Purchase. */
 static void
@@ -299,7 +286,6 @@ store_field(const PurchaseReader *r, const ExtensionTypes *ext, PurchaseField f,
 	}
 }
 
-
 static void
 purchase_set_null(Purchase *p)
 {
@@ -309,7 +295,6 @@ purchase_set_null(Purchase *p)
 	for (f = 0; f < NUM_FIELDS; f++)
 		p->isnull[f] = true;
 }
-
 
 /* Read the needed fields of a heap tuple whose layout the reader knows. */
 void
@@ -330,7 +315,6 @@ rr_read_purchase_tuple(const PurchaseReader *r, const ExtensionTypes *ext, HeapT
 		store_field(r, ext, (PurchaseField) f, value, isnull, p);
 	}
 }
-
 
 /*
  * Make the cached reader fit a row type.  The columns are looked up once per
@@ -353,7 +337,6 @@ ensure_row_reader(FunctionCallInfo fcinfo, CallCache *cache, Oid rowtype, int32 
 	r->rowtype_id = rowtype_id;
 	ReleaseTupleDesc(tupdesc);
 }
-
 
 /*
  * Whether a reader built for one tuple descriptor still fits another:
@@ -379,7 +362,6 @@ rr_reader_fits(const PurchaseReader *r, TupleDesc tupdesc)
 	}
 	return true;
 }
-
 
 /*
  * Read the purchase of a row-form call (argument 0).  A NULL row reads as
@@ -418,7 +400,6 @@ read_purchase_row_arg(FunctionCallInfo fcinfo, CallCache *cache, uint32 fields, 
 	rr_read_purchase_tuple(&cache->reader, &cache->ext, &tuple, fields, p);
 }
 
-
 /* Read the purchase of a column-form call: one argument per field of layout. */
 static void
 read_purchase_column_args(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout,
@@ -442,7 +423,6 @@ read_purchase_column_args(FunctionCallInfo fcinfo, CallCache *cache, uint32 layo
 	}
 }
 
-
 /*
  * Read the purchase of either form; layout is 0 for the row form.  Returns
  * the number of the argument that follows the purchase (as_of).
@@ -459,7 +439,6 @@ rr_read_purchase(FunctionCallInfo fcinfo, CallCache *cache, uint32 layout, uint3
 	read_purchase_column_args(fcinfo, cache, layout, fields, p);
 	return pg_popcount32(layout);
 }
-
 
 /* The refund kind of an enum argument or value. */
 RefundKind

@@ -72,7 +72,6 @@ rr_reasons_array(uint32 reasons, CallCache *cache, MemoryContext mcxt)
 	return array;
 }
 
-
 /* refund_eligible and tax_refund_eligible, in either form. */
 static Datum
 eligible_common(FunctionCallInfo fcinfo, uint32 layout, RefundKind kind)
@@ -87,7 +86,6 @@ eligible_common(FunctionCallInfo fcinfo, uint32 layout, RefundKind kind)
 	reasons = rr_refund_reasons(&p, PG_GETARG_TIMESTAMPTZ(as_of_arg), true, kind);
 	return rr_verdict(reasons, &fcinfo->isnull);
 }
-
 
 /* refund_ineligibility_reasons, in either form: kind follows as_of. */
 static Datum
@@ -108,7 +106,6 @@ reasons_common(FunctionCallInfo fcinfo, uint32 layout)
 							cache, fcinfo->flinfo->fn_mcxt);
 }
 
-
 /*
  * refund_eligible(purchase record, as_of timestamptz) returns boolean:
  * whether the price of the purchase may be refunded at as_of.
@@ -119,7 +116,6 @@ refund_eligible(PG_FUNCTION_ARGS)
 {
 	return eligible_common(fcinfo, 0, KIND_PURCHASE);
 }
-
 
 /*
  * _refund_eligible(offer, purchased_at, benefits_activated,
@@ -133,7 +129,6 @@ refund_eligible_columns(PG_FUNCTION_ARGS)
 	return eligible_common(fcinfo, FIELDS_REFUND, KIND_PURCHASE);
 }
 
-
 /*
  * tax_refund_eligible(purchase record, as_of timestamptz) returns boolean:
  * whether the tax paid on the purchase may be refunded at as_of.
@@ -145,7 +140,6 @@ tax_refund_eligible(PG_FUNCTION_ARGS)
 	return eligible_common(fcinfo, 0, KIND_TAX);
 }
 
-
 /*
  * _tax_refund_eligible(purchased_at, tax_exempt, as_of) returns boolean:
  * tax_refund_eligible on separate columns.
@@ -156,7 +150,6 @@ tax_refund_eligible_columns(PG_FUNCTION_ARGS)
 {
 	return eligible_common(fcinfo, FIELDS_TAX, KIND_TAX);
 }
-
 
 /*
  * refund_ineligibility_reasons(purchase record, as_of timestamptz, kind
@@ -170,7 +163,6 @@ refund_ineligibility_reasons(PG_FUNCTION_ARGS)
 	return reasons_common(fcinfo, 0);
 }
 
-
 /*
  * _refund_ineligibility_reasons(the six columns, as_of, kind) returns
  * text[]: refund_ineligibility_reasons on separate columns.
@@ -181,7 +173,6 @@ refund_ineligibility_reasons_columns(PG_FUNCTION_ARGS)
 {
 	return reasons_common(fcinfo, FIELDS_ALL);
 }
-
 
 /*
  * refund_deadline(purchased_at timestamptz) returns timestamptz: the last
@@ -194,7 +185,6 @@ refund_deadline(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(rr_refund_deadline_of(PG_GETARG_TIMESTAMPTZ(0)));
 }
 
-
 /*
  * tax_refund_deadline(purchased_at timestamptz) returns timestamptz: the
  * last moment a tax refund is allowed.
@@ -205,7 +195,6 @@ tax_refund_deadline(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TIMESTAMPTZ(rr_tax_refund_deadline_of(PG_GETARG_TIMESTAMPTZ(0)));
 }
-
 
 /*
  * refund_window_start(as_of timestamptz, kind refund_kind) returns
@@ -221,7 +210,6 @@ refund_window_start(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(rr_window_start_of(PG_GETARG_TIMESTAMPTZ(0),
 											 rr_kind_from_enum(&cache->ext, PG_GETARG_OID(1))));
 }
-
 
 /* refund_status, in either form. */
 static Datum
@@ -270,7 +258,6 @@ status_common(FunctionCallInfo fcinfo, uint32 layout)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(cache->result_desc, values, nulls)));
 }
 
-
 /*
  * refund_status(purchase record, as_of timestamptz) returns one row:
  * (refund_eligible, rr_refund_reasons, refund_deadline, tax_refund_eligible,
@@ -283,7 +270,6 @@ refund_status(PG_FUNCTION_ARGS)
 	return status_common(fcinfo, 0);
 }
 
-
 /*
  * _refund_status(the six columns, as_of) returns the row of refund_status:
  * refund_status on separate columns.
@@ -294,7 +280,6 @@ refund_status_columns(PG_FUNCTION_ARGS)
 {
 	return status_common(fcinfo, FIELDS_ALL);
 }
-
 
 /*
  * The column forms under the C names that version 1.0's install script

@@ -27,9 +27,6 @@
 
 RR_MODULE_MAGIC;
 
-
-
-
 const char *const rr_field_names[NUM_FIELDS] = {
 	"offer",
 	"purchased_at",
@@ -39,13 +36,9 @@ const char *const rr_field_names[NUM_FIELDS] = {
 	"tax_exempt"
 };
 
-
 const char *const rr_offer_labels[NUM_OFFERS] = {"action_pack", "silver", "gold"};
 
-
 const char *const rr_kind_labels[NUM_KINDS] = {"purchase", "tax"};
-
-
 
 const char *const rr_reason_codes[NUM_REASONS] = {
 	"missing_kind",
@@ -70,7 +63,6 @@ const char *const rr_reason_codes[NUM_REASONS] = {
 	"missing_requested_by_role"
 };
 
-
 /* Reasons saying a criterion cannot be decided (an input is NULL). */
 #define UNDECIDED_REASONS \
 	(REASON_BIT(REASON_MISSING_KIND) | REASON_BIT(REASON_MISSING_PURCHASED_AT) | \
@@ -81,7 +73,6 @@ const char *const rr_reason_codes[NUM_REASONS] = {
 	 REASON_BIT(REASON_MISSING_UPGRADED_WITH_GOLD_DISCOUNT) | \
 	 REASON_BIT(REASON_MISSING_TAX_EXEMPT) | \
 	 REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE))
-
 
 /*
  * Last moment of the purchase refund window: 720 hours after the purchase.
@@ -97,7 +88,6 @@ rr_refund_deadline_of(TimestampTz purchased_at)
 		return DT_NOEND;
 	return purchased_at + REFUND_WINDOW;
 }
-
 
 /*
  * Last moment of the tax refund window: the purchase read in UTC plus one
@@ -121,7 +111,6 @@ rr_tax_refund_deadline_of(TimestampTz purchased_at)
 		return DT_NOEND;
 	return result;
 }
-
 
 /* The last moment of a refund of this kind: the one place kind chooses it. */
 TimestampTz
@@ -150,7 +139,6 @@ rr_window_start_of(TimestampTz as_of, RefundKind kind)
 	return as_of - span;
 }
 
-
 /*
  * The window criterion: purchased_at <= as_of <= deadline.  as_of_known is
  * false when the moment of the request is NULL.
@@ -177,7 +165,6 @@ rr_window_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, Refund
 	return 0;
 }
 
-
 /* A criterion "flag must be false" (wanted = false) or "must be true". */
 static uint32
 flag_reasons(const Purchase *p, PurchaseField f, bool wanted, Reason failed, Reason missing)
@@ -186,7 +173,6 @@ flag_reasons(const Purchase *p, PurchaseField f, bool wanted, Reason failed, Rea
 		return REASON_BIT(missing);
 	return (p->flag[f] == wanted) ? 0 : REASON_BIT(failed);
 }
-
 
 /*
  * Criterion U: not (offer = silver and upgraded_with_gold_discount), in
@@ -214,7 +200,6 @@ upgrade_reasons(const Purchase *p)
 	return reasons;
 }
 
-
 /* Every reason a refund of this kind is not allowed at as_of. */
 uint32
 rr_refund_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, RefundKind kind)
@@ -231,7 +216,6 @@ rr_refund_reasons(const Purchase *p, TimestampTz as_of, bool as_of_known, Refund
 							REASON_PRODUCT_KEYS_VIEWED, REASON_MISSING_PRODUCT_KEYS_VIEWED);
 	return reasons | upgrade_reasons(p);
 }
-
 
 /*
  * Three-valued verdict of a set of reasons: false when a criterion
@@ -250,7 +234,6 @@ rr_verdict(uint32 reasons, bool *isnull)
 	}
 	return BoolGetDatum(true);
 }
-
 
 /* The fields a refund of this kind reads. */
 uint32

@@ -93,7 +93,6 @@ typedef enum PurchaseField
 	NUM_FIELDS
 } PurchaseField;
 
-
 /* Sets of fields, as bit masks. */
 #define FIELD_BIT(f)	(1u << (f))
 #define FIELDS_REFUND	(FIELD_BIT(FIELD_OFFER) | FIELD_BIT(FIELD_PURCHASED_AT) | \
@@ -103,7 +102,6 @@ typedef enum PurchaseField
 #define FIELDS_TAX		(FIELD_BIT(FIELD_PURCHASED_AT) | FIELD_BIT(FIELD_TAX_EXEMPT))
 #define FIELDS_ALL		(FIELDS_REFUND | FIELDS_TAX)
 
-
 typedef enum MpnOffer
 {
 	OFFER_ACTION_PACK,
@@ -112,14 +110,12 @@ typedef enum MpnOffer
 	NUM_OFFERS
 } MpnOffer;
 
-
 typedef enum RefundKind
 {
 	KIND_PURCHASE,
 	KIND_TAX,
 	NUM_KINDS
 } RefundKind;
-
 
 /* A purchase as plain values; a field is valid only when not isnull. */
 typedef struct Purchase
@@ -130,9 +126,7 @@ typedef struct Purchase
 	bool		flag[NUM_FIELDS];	/* the boolean fields, by field */
 } Purchase;
 
-
 #define REASON_BIT(r)	(UINT32_C(1) << (r))
-
 
 /*
  * Reason codes, in the fixed order they are reported in: the window first,
@@ -175,7 +169,6 @@ typedef enum ValueKind
 	VALUE_BOOL					/* boolean */
 } ValueKind;
 
-
 /* What the extension's types are in this database. */
 typedef struct ExtensionTypes
 {
@@ -185,7 +178,6 @@ typedef struct ExtensionTypes
 	Oid			refund_kind;
 	Oid			kind_label[NUM_KINDS];
 } ExtensionTypes;
-
 
 /* Where the fields of a purchase are, for one row type or argument list. */
 typedef struct PurchaseReader
@@ -203,7 +195,6 @@ typedef struct PurchaseReader
 	bool		values_hidden;	/* bad data is reported without its value */
 } PurchaseReader;
 
-
 /* How many distinct sets of reasons a call site keeps arrays of. */
 #define REASON_SETS 32
 
@@ -219,10 +210,8 @@ typedef struct CallCache
 	TupleDesc	result_desc;	/* refund_status's row */
 } CallCache;
 
-
 /* The largest lag a trigger may allow between a written moment and ours. */
 #define MAX_ALLOWED_LAG ((int64) USECS_PER_HOUR)
-
 
 /* What a refusal says; see report_refused. */
 typedef struct Refusal
@@ -245,8 +234,6 @@ typedef struct Refusal
 	const char *frozen_column;	/* protect_refunded_purchase: what changed */
 	const char *requests_name;	/* and where the request is */
 } Refusal;
-
-
 
 /* A whole-row function the planner support rewrites, and its column form. */
 typedef struct Rewrite
@@ -288,7 +275,6 @@ typedef struct RRCatalog
 								 * function */
 	Oid			tstz_ge_func;
 } RRCatalog;
-
 
 /* ---- enforcement: what the triggers share (trigger.c) ---- */
 
@@ -406,7 +392,6 @@ typedef struct RRTriggerInfo
 } RRTriggerInfo;
 
 typedef void (*RRBuildInfo) (TriggerData *td, RRTriggerInfo *info);
-
 
 /* in refund_rules.c */
 extern const char *const rr_field_names[NUM_FIELDS];

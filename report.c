@@ -37,14 +37,12 @@
 /* A key value is shown up to this many bytes in a message. */
 #define KEY_CLIP		64
 
-
 /* Reasons about the request itself, never about the purchase's state. */
 #define REQUEST_REASONS \
 	(REASON_BIT(REASON_MISSING_KIND) | REASON_BIT(REASON_BACKDATED_REQUEST) | \
 	 REASON_BIT(REASON_POSTDATED_REQUEST) | REASON_BIT(REASON_MISSING_REQUESTED_AT) | \
 	 REASON_BIT(REASON_REQUESTER_NOT_AUTHORIZED) | \
 	 REASON_BIT(REASON_MISSING_REQUESTED_BY_ROLE))
-
 
 /* A timestamp in UTC, ISO style, whatever the session's settings. */
 static char *
@@ -65,7 +63,6 @@ format_utc(TimestampTz t)
 	return pstrdup(buf);
 }
 
-
 /* A span of microseconds in seconds, whatever the session's IntervalStyle. */
 char *
 rr_format_lag(int64 usecs)
@@ -74,7 +71,6 @@ rr_format_lag(int64 usecs)
 		return psprintf(INT64_FORMAT " seconds", usecs / USECS_PER_SEC);
 	return psprintf("%.6f seconds", (double) usecs / USECS_PER_SEC);
 }
-
 
 /* Key values as text, each clipped, for messages. */
 char *
@@ -100,7 +96,6 @@ rr_key_text(int nkeys, const Datum *values, const Oid *types)
 	}
 	return buf.data;
 }
-
 
 /*
  * The reasons of a refund recorded with a moment (written_known: not NULL).
@@ -277,7 +272,6 @@ rr_report_withdrawn(const Refusal *f)
 			 refusal_fields(f)));
 }
 
-
 /* Whether the user may read these columns of a table, as a foreign key's error asks. */
 bool
 rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
@@ -295,7 +289,6 @@ rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
 			return false;
 	return true;
 }
-
 
 /*
  * Whether the row of a check_refund() call is made of values the caller
@@ -321,7 +314,6 @@ row_table(Oid rowtype)
 
 	return (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) ? relid : InvalidOid;
 }
-
 
 /*
  * The name of the CHECK constraint of table relid that calls function

@@ -52,7 +52,6 @@ rewrite_of(const RRCatalog *cat, Oid funcid)
 	return -1;
 }
 
-
 #if RR_HAS_GROUP_RTE
 /*
  * PostgreSQL 18 on: whether an expression holds a Var (or placeholder)
@@ -74,7 +73,6 @@ nulled_by_grouping_walker(Node *node, void *context)
 	return expression_tree_walker(node, nulled_by_grouping_walker, context);
 }
 #endif
-
 
 /*
  * Whether grouping sets may null the row argument above the grouping step,
@@ -127,7 +125,6 @@ row_nullable_by_grouping(PlannerInfo *root, Node *row)
 	}
 #endif
 }
-
 
 /*
  * The expressions of the needed columns of a row argument: a whole-row Var
@@ -240,7 +237,6 @@ row_columns(PlannerInfo *root, Node *row, uint32 layout, const ExtensionTypes *e
 	return ok;
 }
 
-
 static Expr *
 timestamptz_comparison(Oid opno, Oid opfuncid, Node *left, Node *right)
 {
@@ -251,7 +247,6 @@ timestamptz_comparison(Oid opno, Oid opfuncid, Node *left, Node *right)
 	op->opfuncid = opfuncid;
 	return (Expr *) op;
 }
-
 
 /* The range on purchased_at that the window of this kind implies. */
 static List *
@@ -273,7 +268,6 @@ window_range(const RRCatalog *cat, PlannerInfo *root, Node *purchased_at, Node *
 	lower = timestamptz_comparison(cat->tstz_ge, cat->tstz_ge_func, purchased_at, start);
 	return lappend(lappend(NIL, upper), lower);
 }
-
 
 static Node *
 simplify_call(SupportRequestSimplify *req)
@@ -322,7 +316,6 @@ simplify_call(SupportRequestSimplify *req)
 	return (Node *) call;
 }
 
-
 /*
  * Selectivity of the column forms, beside the range the rewrite adds: the
  * share of rows whose flags allow the refund, from the columns' statistics.
@@ -356,7 +349,6 @@ estimate_selectivity(SupportRequestSelectivity *req)
 	req->selectivity = s;
 	return true;
 }
-
 
 /*
  * refund_rules_support(internal) returns internal: the planner support

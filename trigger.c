@@ -42,7 +42,6 @@
 
 #include "refund_rules.h"
 
-
 /* ---- the trigger protocol ---- */
 
 /*
@@ -170,7 +169,6 @@ rr_column_list(const Trigger *tg, int argno, Oid relid, const char *what, AttrNu
 	return n;
 }
 
-
 /* ---- options: one table-driven parser for every trigger ---- */
 
 /* The value of option max_lag: an interval from zero to MAX_ALLOWED_LAG. */
@@ -275,7 +273,6 @@ rr_parse_options(const Trigger *tg, int first, const RROption *valid, int nvalid
 		values[v].given = true;
 	}
 }
-
 
 /* ---- the foreign key a trigger is bound by ---- */
 
@@ -477,7 +474,6 @@ rr_read_key(const RRTriggerInfo *info, bool pk_side, HeapTuple tuple, TupleDesc 
 	}
 	return -1;
 }
-
 
 /* ---- kept state: one entry per trigger, invalidated per entry ---- */
 
@@ -722,7 +718,6 @@ rr_recheck_state(const RRTriggerInfo *info, const char *funcname)
 						info->tgname, funcname),
 				 errhint("Retry the statement.")));
 }
-
 
 /* ---- lookups, run as the owner of the table they read ---- */
 
