@@ -134,11 +134,11 @@ reference_table_refused(Oid shell, Oid purchases)
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("purchases table \"%s\" is a Citus reference table, which refund request table \"%s\" references from every shard",
-						get_rel_name(purchases), get_rel_name(shell)),
-				 errdetail("protect_refunded_purchase() guards a purchases shard whose requests are in one co-located shard."),
-				 errhint("Distribute the purchases table and the request table, co-located.")));
-}
+				 errmsg("purchases table \"%s\" is a copy of a Citus reference table",
+						get_rel_name(purchases)),
+				 errdetail("protect_refunded_purchase() guards a distributed purchases table from the co-located shard of refund request table \"%s\"; the requests of a reference table are not all on one node.",
+						   get_rel_name(shell)),
+				 errhint("Distribute the purchases table and the request table, co-located.")));}
 
 /*
  * On a Citus node, the request shard co-located with purchases shard
@@ -174,7 +174,7 @@ citus_colocated_request_shard(Oid shell, Oid purchases, int nref, AttrNumber *re
 		bool		isnull;
 		Oid			shard = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 														   SPI_tuptable->tupdesc, 1, &isnull));
-		AttrNumber	cols[INDEX_MAX_KEYS];
+		AttrNumber	cols[INDEX_MAX_KEYS] = {0};
 		int			c;
 
 		if (isnull)
