@@ -458,6 +458,7 @@ enforce_refund_moment(PG_FUNCTION_ARGS)
 		 * trying moments would tell the window.
 		 */
 		f.hide_all = !f.purchase_shown;
+		f.check_pattern = true;
 		if (OidIsValid(info->check_constraint_func))
 			f.constraint_name = rr_check_constraint_of(RelationGetRelid(td->tg_relation),
 													   info->check_constraint_func);

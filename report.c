@@ -24,7 +24,7 @@
 #include "catalog/pg_namespace.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "optimizer/optimizer.h"
+#include "nodes/nodeFuncs.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -168,6 +168,14 @@ rr_refusal_deadline(const Refusal *f, TimestampTz *deadline)
 static int
 refusal_fields(const Refusal *f)
 {
+	/*
+	 * A CHECK that calls check_refund() and the moment guard beside it judge
+	 * the same row: to a role that may not read the purchase their refusals
+	 * must be one and the same, whatever form the CHECK takes, so neither
+	 * names a table or a constraint.
+	 */
+	if (f->check_pattern && (f->hide_all || !f->purchase_shown))
+		return 0;
 	if (f->relation)
 	{
 		errtable(f->relation);
@@ -219,11 +227,11 @@ rr_report_refused(const Refusal *f)
 			appendStringInfo(&hint, "Leave column \"%s\" to its default, now(): a moment written must be the start of the transaction.",
 							 f->moment_column);
 	}
-	if (hidden && f->purchases_name)
+	if (hidden && f->purchases_name && !f->check_pattern)
 		appendStringInfo(&hint, "%sThe purchase's own reasons are shown only to roles that may read purchases table \"%s\".",
 						 hint.len ? " " : "", f->purchases_name);
 	else if (hidden)
-		appendStringInfo(&hint, "%sThe purchase's own reasons are shown only when its values are given, not read from a table.",
+		appendStringInfo(&hint, "%sThe purchase's own reasons are shown only to roles that may read the purchase.",
 						 hint.len ? " " : "");
 	else if (rr_refusal_deadline(f, &deadline))
 		appendStringInfo(&hint, "%s%s of this purchase are allowed from %s until %s.",
@@ -291,18 +299,29 @@ rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
 }
 
 /*
- * Whether the row of a check_refund() call is made of values the caller
- * gave (constants, parameters), not of a table's columns: a CHECK built on
- * ROW(offer, ...)::refund_rules.purchase reads the stored row, which the
- * writer may not be allowed to read.
+ * Whether the row of a check_refund() call is made of values written in the
+ * call (constants), not of a table's columns or of parameters: a CHECK
+ * built on ROW(offer, ...)::refund_rules.purchase reads the stored row, and
+ * a wrapper may pass the stored values as parameters; the writer may not be
+ * allowed to read them.
  */
+static bool
+reads_values(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) || IsA(node, Param))
+		return true;
+	return expression_tree_walker(node, reads_values, context);
+}
+
 static bool
 row_given(FunctionCallInfo fcinfo)
 {
 	Node	   *expr = fcinfo->flinfo->fn_expr;
 
 	return expr != NULL && IsA(expr, FuncExpr) &&
-		!contain_var_clause((Node *) linitial(((FuncExpr *) expr)->args));
+		!reads_values((Node *) linitial(((FuncExpr *) expr)->args), NULL);
 }
 
 /* The table whose row type is rowtype, or InvalidOid. */
@@ -385,6 +404,7 @@ check_refund(PG_FUNCTION_ARGS)
 		f.kind_known = kind_known;
 		f.kind = kind;
 		f.p = &p;
+		f.check_pattern = true;
 		f.purchase_shown = row_given(fcinfo);
 		relid = row_table(PG_ARGISNULL(0) ? get_fn_expr_argtype(fcinfo->flinfo, 0)
 						  : HeapTupleHeaderGetTypeId(PG_GETARG_HEAPTUPLEHEADER(0)));

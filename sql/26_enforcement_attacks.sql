@@ -462,14 +462,14 @@ INSERT INTO t26.row_refunds VALUES (1, 'gold', now() - interval '10 days', true,
 GRANT SELECT (id), UPDATE (refunded_at) ON t26.refunds, t26.row_refunds TO regress_rr_clerk;
 SET ROLE regress_rr_clerk;
 CREATE FUNCTION pg_temp.refusal(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE code text; msg text; det text; hnt text; con text;
+DECLARE code text; msg text; det text; hnt text; con text; sch text; tab text;
 BEGIN
   EXECUTE stmt;
   RETURN 'accepted';
 EXCEPTION WHEN OTHERS THEN
   GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
-                          hnt = PG_EXCEPTION_HINT, con = CONSTRAINT_NAME;
-  RETURN concat_ws(' | ', code, msg, det, hnt, con);
+                          hnt = PG_EXCEPTION_HINT, con = CONSTRAINT_NAME, sch = SCHEMA_NAME, tab = TABLE_NAME;
+  RETURN concat_ws(' | ', code, msg, det, hnt, 'schema ' || sch, 'table ' || tab, 'constraint ' || con);
 END $$;
 SELECT t.moment, pg_temp.refusal(format('UPDATE t26.refunds SET refunded_at = now() + interval %L WHERE id = 1', t.shift))
   FROM (VALUES ('11 days back', '-11 days'), ('9 days back', '-9 days'), ('1 second back', '-1 second'),
@@ -477,6 +477,29 @@ SELECT t.moment, pg_temp.refusal(format('UPDATE t26.refunds SET refunded_at = no
  ORDER BY t.moment;
 SELECT code, detail, hint FROM t26_util.attempt($$UPDATE t26.row_refunds SET refunded_at = now() WHERE id = 1$$);
 RESET ROLE;
+-- The same with the ROW(...) CHECK and its guard, and with two CHECKs that
+-- call check_refund (refunded_at and tax_refunded_at): every refusal alike.
+UPDATE t26.row_refunds SET benefits_activated = false;
+CREATE TRIGGER refund_moment AFTER INSERT OR UPDATE ON t26.row_refunds FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_moment();
+ALTER TABLE t26.refunds ADD COLUMN tax_exempt boolean DEFAULT true, ADD COLUMN tax_refunded_at timestamptz,
+  ADD CONSTRAINT tax_refund_allowed CHECK (tax_refunded_at IS NULL
+      OR refund_rules.check_refund(refunds, tax_refunded_at, 'tax'));
+SET ROLE regress_rr_clerk;
+SELECT t.tab, t.moment, pg_temp.refusal(format('UPDATE t26.%s SET refunded_at = now() + interval %L WHERE id = 1', t.tab, t.shift))
+  FROM (VALUES ('row_refunds', '11 days back', '-11 days'), ('row_refunds', '9 days back', '-9 days'),
+               ('refunds', '11 days back', '-11 days'), ('refunds', '9 days back', '-9 days')) t(tab, moment, shift)
+ ORDER BY t.tab, t.moment;
+RESET ROLE;
+-- A wrapper that passes a row's values on as parameters hides them too;
+-- values written in the call itself are shown.
+CREATE FUNCTION t26.wrapped_check(o refund_rules.mpn_offer, t timestamptz, moment timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN refund_rules.check_refund(ROW(o, t, false, false, false, NULL)::refund_rules.purchase, moment);
+END $$;
+SELECT code, detail FROM t26_util.attempt($$SELECT t26.wrapped_check('gold', now() - interval '60 days', now())$$);
+SELECT code, detail FROM t26_util.attempt($$SELECT refund_rules.check_refund(ROW('gold', now() - interval '60 days', false, false, false, NULL)::refund_rules.purchase, now())$$);
 SELECT count(*) AS refunds_recorded FROM t26.refunds WHERE refunded_at IS NOT NULL;
 -- max_lag: a moment 10 minutes back, for a purchase made 5 minutes ago and
 -- one made 15 minutes ago: both judged at the transaction's start.
