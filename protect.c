@@ -138,7 +138,8 @@ reference_table_refused(Oid shell, Oid purchases)
 						get_rel_name(purchases)),
 				 errdetail("protect_refunded_purchase() guards a distributed purchases table from the co-located shard of refund request table \"%s\"; the requests of a reference table are not all on one node.",
 						   get_rel_name(shell)),
-				 errhint("Distribute the purchases table and the request table, co-located.")));}
+				 errhint("Distribute the purchases table and the request table, co-located.")));
+}
 
 /*
  * On a Citus node, the request shard co-located with purchases shard

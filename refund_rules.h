@@ -231,7 +231,8 @@ typedef struct Refusal
 	const char *schema_name;	/* the table, when there is no relation */
 	const char *table_name;
 	bool		hide_all;		/* one code for every reason (see protect.c) */
-	bool		check_pattern;	/* check_refund() or the moment guard beside it */
+	bool		check_pattern;	/* check_refund() or the moment guard beside
+								 * it */
 	const char *frozen_column;	/* protect_refunded_purchase: what changed */
 	const char *requests_name;	/* and where the request is */
 } Refusal;
