@@ -32,10 +32,9 @@
 
 #include "refund_rules.h"
 
-static const char *const mode_choices[] = {"enforce", "dry_run", NULL};
 
 /* The option of protect_refunded_purchase(). */
-static const RROption protect_option = {"mode", RR_OPTION_CHOICE, mode_choices};
+static const RROption protect_option = {"mode", RR_OPTION_CHOICE, rr_mode_choices};
 
 /* Whether a trigger argument names this table ([schema.]table). */
 static bool
@@ -83,7 +82,6 @@ protect_arguments(const Trigger *tg, Relation rel, RRTriggerInfo *info)
 	int			nfixed = 0;
 	RROptionValue mode;
 
-	info->tgname = pstrdup(tg->tgname);
 	while (nfixed < tg->tgnargs && strchr(tg->tgargs[nfixed], '=') == NULL)
 		nfixed++;
 	memset(&mode, 0, sizeof(mode));
@@ -349,7 +347,7 @@ static const char *const kind_choices[] = {"purchase", "tax", NULL};
 static const RROption moment_options[NUM_MOMENT_OPTIONS] = {
 	{"kind", RR_OPTION_CHOICE, kind_choices},
 	{"max_lag", RR_OPTION_LAG, NULL},
-	{"mode", RR_OPTION_CHOICE, mode_choices},
+	{"mode", RR_OPTION_CHOICE, rr_mode_choices},
 };
 
 /* Work out what an enforce_refund_moment() trigger reads (an RRBuildInfo). */
@@ -362,7 +360,6 @@ build_moment_trigger(TriggerData *td, RRTriggerInfo *info)
 	Form_pg_attribute att;
 	int			first = 0;
 
-	info->tgname = pstrdup(tg->tgname);
 	info->lock_relid = RelationGetRelid(rel);
 	info->lockmode = AccessShareLock;
 	info->moment_column = "refunded_at";

@@ -450,6 +450,7 @@ bool		rr_column_changed(TupleDesc tupdesc, AttrNumber attnum, HeapTuple oldtup, 
 char	   *rr_qualified_name(Oid relid);
 int			rr_column_list(const Trigger *tg, int argno, Oid relid, const char *what,
 						   AttrNumber *attnums);
+extern const char *const rr_mode_choices[];
 void		rr_parse_options(const Trigger *tg, int first, const RROption *valid, int nvalid,
 							 RROptionValue *values);
 bool		rr_find_foreign_key(Oid relid, int ncols, const AttrNumber *cols, Oid confrelid,

@@ -58,14 +58,13 @@ enum
 };
 
 static const char *const requester_choices[] = {"column", "session", NULL};
-static const char *const mode_choices[] = {"enforce", "dry_run", NULL};
 
 static const RROption options[NUM_OPTIONS] = {
 	{"requester", RR_OPTION_CHOICE, requester_choices},
 	{"mpn_partner_admin_role", RR_OPTION_ROLE, NULL},
 	{"account_admin_role", RR_OPTION_ROLE, NULL},
 	{"max_lag", RR_OPTION_LAG, NULL},
-	{"mode", RR_OPTION_CHOICE, mode_choices},
+	{"mode", RR_OPTION_CHOICE, rr_mode_choices},
 };
 
 /* Find a column of the request table, checking its type. */
@@ -267,7 +266,6 @@ build_request_trigger(TriggerData *td, RRTriggerInfo *info)
 							   "trigger \"%s\" passes %d arguments to enforce_refund_policy()",
 							   tg->tgnargs, tg->tgname, tg->tgnargs),
 				 errhint("Pass the purchases table, the column(s) of the refund requests that reference it, optionally the key column(s) of the purchases table, then options.")));
-	info->tgname = pstrdup(tg->tgname);
 	bind_foreign_key(tg, rel, info, &nargs_fixed);
 	info->lock_relid = info->lookup_relid = info->fk.pkrel;
 	info->lockmode = RowShareLock;

@@ -171,6 +171,9 @@ rr_column_list(const Trigger *tg, int argno, Oid relid, const char *what, AttrNu
 
 /* ---- options: one table-driven parser for every trigger ---- */
 
+/* The values of option mode, which every trigger takes. */
+const char *const rr_mode_choices[] = {"enforce", "dry_run", NULL};
+
 /* The value of option max_lag: an interval from zero to MAX_ALLOWED_LAG. */
 static int64
 parse_lag(const Trigger *tg, const char *value)
@@ -675,6 +678,7 @@ rr_trigger_info(TriggerData *td, RRBuildInfo build)
 	info->tgoid = tgoid;
 	info->relid = RelationGetRelid(td->tg_relation);
 	info->mcxt = mcxt;
+	info->tgname = pstrdup(td->tg_trigger->tgname);
 	info->ext = rr_catalog(get_func_namespace(td->tg_trigger->tgfoid))->ext;
 	build(td, info);
 	MemoryContextSwitchTo(old);
