@@ -3,7 +3,7 @@
 EXTENSION = refund_rules
 MODULE_big = refund_rules
 OBJS = refund_rules.o catalog.o purchase.o query.o support.o report.o trigger.o \
-	request.o protect.o
+	request.o protect.o validate.o
 DATA = $(sort $(wildcard refund_rules--*.sql))
 PGFILEDESC = "refund_rules - refund eligibility for MPN benefit purchases"
 

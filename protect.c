@@ -256,7 +256,7 @@ build_protect_trigger(TriggerData *td, RRTriggerInfo *info)
 	initStringInfo(&query);
 	appendStringInfoString(&query, "SELECT 1");
 	rr_append_from(&query, requests);
-	rr_key_condition(&query, info, false);
+	rr_key_condition(&query, info, false, NULL);
 	appendStringInfoString(&query, " LIMIT 1");
 	info->lookups[RR_LOOKUP_LOCKED].query = query.data;
 	info->lookups[RR_LOOKUP_LOCKED].nargs = info->fk.nkeys;
@@ -389,6 +389,13 @@ build_moment_trigger(TriggerData *td, RRTriggerInfo *info)
 	rr_reader_init_row(&info->reader, &info->ext, RelationGetDescr(rel), RelationGetForm(rel)->reltype, -1,
 					   psprintf("table \"%s\"", RelationGetRelationName(rel)), CurrentMemoryContext);
 	rr_reader_require(&info->reader, rr_fields_for_kind(info->kind));
+}
+
+/* The state of an enforce_refund_moment() trigger, worked out or kept. */
+RRTriggerInfo *
+rr_moment_state(TriggerData *td)
+{
+	return rr_trigger_info(td, build_moment_trigger);
 }
 
 /*

@@ -139,3 +139,16 @@ SELECT c."position", c.code, d.description, d.criterion, d.changes_with_time, d.
 GRANT SELECT ON @extschema@.reasons TO PUBLIC;
 COMMENT ON VIEW @extschema@.reasons IS
   'One row per reason code: a sentence a support agent can read to a partner, the criterion of the policy (W, TW, B, K, U, TE of refund-policy.md, or the request''s own), whether it can still change with time, and the kinds of refund it concerns';
+
+------------------------------------------------------------------------
+-- Validating the refunds already recorded
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.forbidden_refunds(refund_table pg_catalog.regclass,
+    OUT row_key pg_catalog.text, OUT purchase_key pg_catalog.text,
+    OUT requested_at pg_catalog.timestamptz, OUT reasons pg_catalog.text[])
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'forbidden_refunds'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE ROWS 100;
+COMMENT ON FUNCTION @extschema@.forbidden_refunds(pg_catalog.regclass) IS
+  'The rows of a refund request table (with an enforce_refund_policy trigger, mode=dry_run included) or of a purchases table checked by check_refund (with an enforce_refund_moment trigger) that the policy forbids at the moment each records, in the order of the table''s primary key: its key, its purchase''s key, the moment and the reason codes (NULL when the purchase is missing). Read as the caller, streamed; the purchase''s own reasons show as purchase_not_eligible to a caller who may not read the purchases. No row: the history obeys the policy';

@@ -429,6 +429,19 @@ RefundKind	rr_kind_from_enum(const ExtensionTypes *ext, Oid label);
 /* in query.c */
 Datum		rr_reasons_array(uint32 reasons, CallCache *cache, MemoryContext mcxt);
 
+/* in request.c */
+RRTriggerInfo *rr_request_state(TriggerData *td);
+bool		rr_fetch_purchase(RRTriggerInfo *info, Datum *key, RefundKind kind, bool lock, bool shown,
+							  Purchase *p);
+RefundKind	rr_request_kind(const RRTriggerInfo *info, const Datum *value, const bool *isnull,
+							bool *known);
+uint32		rr_recorded_request_reasons(const RRTriggerInfo *info, const Datum *value,
+										const bool *isnull, const Purchase *p, RefundKind kind,
+										bool kind_known);
+
+/* in protect.c */
+RRTriggerInfo *rr_moment_state(TriggerData *td);
+
 /* in report.c */
 char	   *rr_format_lag(int64 usecs);
 char	   *rr_key_text(int nkeys, const Datum *values, const Oid *types);
@@ -456,12 +469,14 @@ void		rr_parse_options(const Trigger *tg, int first, const RROption *valid, int 
 bool		rr_find_foreign_key(Oid relid, int ncols, const AttrNumber *cols, Oid confrelid,
 								RRForeignKey *fk);
 void		rr_foreign_key_columns(RRTriggerInfo *info);
-void		rr_key_condition(StringInfo buf, const RRTriggerInfo *info, bool reading_pk);
+void		rr_key_condition(StringInfo buf, const RRTriggerInfo *info, bool reading_pk,
+							 const char *other_alias);
 int			rr_read_key(const RRTriggerInfo *info, bool pk_side, HeapTuple tuple, TupleDesc tupdesc,
 						Datum *values);
 RRTriggerInfo *rr_trigger_info(TriggerData *td, RRBuildInfo build);
 void		rr_recheck_state(const RRTriggerInfo *info, const char *funcname);
 void		rr_run_lookup(RRTriggerInfo *info, int which, Datum *params, long limit, bool latest);
+Trigger    *rr_firing_trigger(Relation rel, Oid nsp, const char *funcname);
 Oid			rr_relation_owner(Oid relid);
 void		rr_append_from(StringInfo buf, Oid relid);
 char	   *rr_label_value(Datum value, Oid type);

@@ -240,7 +240,7 @@ request_lookups(RRTriggerInfo *info)
 	if (n == 0)
 		appendStringInfoString(&query, "NULL");
 	rr_append_from(&query, info->fk.pkrel);
-	rr_key_condition(&query, info, true);
+	rr_key_condition(&query, info, true, NULL);
 	info->lookups[RR_LOOKUP_ASK].query = pstrdup(query.data);
 	appendStringInfoString(&query, " FOR SHARE OF x");
 	info->lookups[RR_LOOKUP_LOCKED].query = query.data;
@@ -377,10 +377,12 @@ acts_as_role(Oid member, Oid role)
  * the current user acts as decide; a requested_by_role column, when there
  * is one, must name the capacity used, so that the row records only a
  * role the person holds.  Otherwise the column decides, as the
- * application asserts it.
+ * application asserts it.  Judging a recorded request (session_known
+ * false), the session that wrote it is gone: only the column is judged.
  */
 static uint32
-requester_reasons(const RRTriggerInfo *info, const Datum *value, const bool *isnull)
+requester_reasons(const RRTriggerInfo *info, const Datum *value, const bool *isnull,
+				  bool session_known)
 {
 	bool		has_column = info->req_attnum[REQ_REQUESTED_BY_ROLE] != InvalidAttrNumber;
 	char	   *label = NULL;
@@ -394,7 +396,7 @@ requester_reasons(const RRTriggerInfo *info, const Datum *value, const bool *isn
 	{
 		if (label && strcmp(label, authorized_roles[r]) != 0)
 			continue;
-		if (!info->session_requester ||
+		if (!info->session_requester || !session_known ||
 			(OidIsValid(info->role[r]) && acts_as_role(GetUserId(), info->role[r])))
 			return 0;
 	}
@@ -405,8 +407,8 @@ requester_reasons(const RRTriggerInfo *info, const Datum *value, const bool *isn
  * The refund kind a request asks for; *known is false when the column is
  * NULL.  A label other than the two is bad data.
  */
-static RefundKind
-request_kind(const RRTriggerInfo *info, const Datum *value, const bool *isnull, bool *known)
+RefundKind
+rr_request_kind(const RRTriggerInfo *info, const Datum *value, const bool *isnull, bool *known)
 {
 	char	   *label;
 
@@ -430,9 +432,9 @@ request_kind(const RRTriggerInfo *info, const Datum *value, const bool *isnull, 
  * none.  The result is read by its own descriptor.  A stored value that
  * is bad data is shown only to who may read the purchase.
  */
-static bool
-fetch_purchase(RRTriggerInfo *info, Datum *key, RefundKind kind, bool lock, bool shown,
-			   Purchase *p)
+bool
+rr_fetch_purchase(RRTriggerInfo *info, Datum *key, RefundKind kind, bool lock, bool shown,
+				  Purchase *p)
 {
 	PurchaseReader reader;
 	bool		found;
@@ -454,6 +456,34 @@ fetch_purchase(RRTriggerInfo *info, Datum *key, RefundKind kind, bool lock, bool
 	}
 	SPI_finish();
 	return found;
+}
+
+/* The state of an enforce_refund_policy() trigger, worked out or kept. */
+RRTriggerInfo *
+rr_request_state(TriggerData *td)
+{
+	return rr_trigger_info(td, build_request_trigger);
+}
+
+/*
+ * The reasons of a recorded request (value and isnull: its columns, in
+ * the order of RequestColumn; kind: rr_request_kind()'s) with its purchase
+ * p, judged at the moment it records, as forbidden_refunds() does.  The
+ * moment guard does not apply: the database's clock when the row was
+ * written is not known.
+ */
+uint32
+rr_recorded_request_reasons(const RRTriggerInfo *info, const Datum *value, const bool *isnull,
+							const Purchase *p, RefundKind kind, bool kind_known)
+{
+	uint32		reasons;
+
+	if (!kind_known)
+		reasons = REASON_BIT(REASON_MISSING_KIND);
+	else
+		reasons = rr_refund_reasons(p, isnull[REQ_REQUESTED_AT] ? 0 : DatumGetTimestampTz(value[REQ_REQUESTED_AT]),
+									!isnull[REQ_REQUESTED_AT], kind);
+	return reasons | requester_reasons(info, value, isnull, false);
 }
 
 /* What the request trigger decided about one row. */
@@ -526,7 +556,7 @@ judge_request(TriggerData *td, bool asking, RequestJudgement *j)
 		isnull[REQ_REQUESTED_AT] = false;
 		moment_written = true;
 	}
-	kind = request_kind(info, value, isnull, &kind_known);
+	kind = rr_request_kind(info, value, isnull, &kind_known);
 
 	c = rr_read_key(info, false, newtup, tupdesc, j->key);
 	if (c >= 0)
@@ -538,7 +568,7 @@ judge_request(TriggerData *td, bool asking, RequestJudgement *j)
 				 errtableconstraint(td->tg_relation, info->tgname)));
 
 	j->f.purchase_shown = rr_columns_readable(info->fk.pkrel, NUM_FIELDS, info->field_attnum);
-	if (!fetch_purchase(info, j->key, kind, !asking, j->f.purchase_shown, &j->p))
+	if (!rr_fetch_purchase(info, j->key, kind, !asking, j->f.purchase_shown, &j->p))
 	{
 		char	   *key = rr_key_text(info->fk.nkeys, j->key, info->fk_types);
 
@@ -558,7 +588,7 @@ judge_request(TriggerData *td, bool asking, RequestJudgement *j)
 		j->f.reasons = rr_written_refund_reasons(&j->p, DatumGetTimestampTz(value[REQ_REQUESTED_AT]),
 												 !isnull[REQ_REQUESTED_AT], moment_written,
 												 info->max_lag, kind);
-	j->f.reasons |= requester_reasons(info, value, isnull);
+	j->f.reasons |= requester_reasons(info, value, isnull, true);
 	j->f.kind_known = kind_known;
 	j->f.kind = kind;
 	refusal_context(j, td);
@@ -589,59 +619,6 @@ enforce_refund_policy(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* A copy of the enforce_refund_policy() trigger of a request table that fires. */
-static Trigger *
-request_trigger_of(Relation rel, Oid trigger_func)
-{
-	TriggerDesc *trigdesc = rel->trigdesc;
-	Trigger    *found = NULL;
-	int			i;
-
-	for (i = 0; trigdesc && i < trigdesc->numtriggers; i++)
-	{
-		Trigger    *tg = &trigdesc->triggers[i];
-
-		/* only a trigger that would fire in this session */
-		bool		fires = (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
-		? (tg->tgenabled == TRIGGER_FIRES_ON_REPLICA || tg->tgenabled == TRIGGER_FIRES_ALWAYS)
-		: (tg->tgenabled == TRIGGER_FIRES_ON_ORIGIN || tg->tgenabled == TRIGGER_FIRES_ALWAYS);
-
-		if (tg->tgfoid != trigger_func || !fires || !TRIGGER_FOR_ROW(tg->tgtype) ||
-			!TRIGGER_FOR_INSERT(tg->tgtype))
-			continue;
-		if (found)
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_OBJECT),
-					 errmsg("table \"%s\" has more than one enforce_refund_policy() trigger",
-							RelationGetRelationName(rel))));
-		found = tg;
-	}
-	if (found)
-		rr_check_declaration(found, rel, "enforce_refund_policy()");
-	if (!found)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table \"%s\" has no enforce_refund_policy() trigger that fires",
-						RelationGetRelationName(rel)),
-				 errhint("refund_request_status() answers for a table whose refund requests the trigger checks.")));
-	/* copied: the relcache entry may be rebuilt by what follows */
-	{
-		Trigger    *copy = palloc(sizeof(Trigger));
-		int			a;
-
-		memcpy(copy, found, sizeof(Trigger));
-		copy->tgname = pstrdup(found->tgname);
-		copy->tgargs = palloc(sizeof(char *) * Max(found->tgnargs, 1));
-		for (a = 0; a < found->tgnargs; a++)
-			copy->tgargs[a] = pstrdup(found->tgargs[a]);
-		copy->tgattr = NULL;
-		copy->tgnattr = 0;
-		copy->tgqual = NULL;
-		copy->tgoldtable = copy->tgnewtable = NULL;
-		return copy;
-	}
-}
-
 /*
  * refund_request_status(request anyelement) returns (allowed boolean,
  * reasons text[], deadline timestamptz): what the enforce_refund_policy()
@@ -659,7 +636,6 @@ refund_request_status(PG_FUNCTION_ARGS)
 	Oid			rowtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
 	Oid			relid = OidIsValid(rowtype) ? get_typ_typrelid(getBaseType(rowtype)) : InvalidOid;
 	char		relkind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
-	Oid			noargs[1] = {InvalidOid};
 	Relation	rel;
 	TriggerData td;
 	HeapTupleData tuple;
@@ -691,10 +667,14 @@ refund_request_status(PG_FUNCTION_ARGS)
 	td.type = T_TriggerData;
 	td.tg_event = TRIGGER_EVENT_INSERT | TRIGGER_EVENT_ROW;
 	td.tg_relation = rel;
-	td.tg_trigger = request_trigger_of(rel, GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
-															CStringGetDatum("enforce_refund_policy"),
-															PointerGetDatum(buildoidvector(noargs, 0)),
-															ObjectIdGetDatum(get_func_namespace(fcinfo->flinfo->fn_oid))));
+	td.tg_trigger = rr_firing_trigger(rel, get_func_namespace(fcinfo->flinfo->fn_oid),
+									  "enforce_refund_policy");
+	if (td.tg_trigger == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" has no enforce_refund_policy() trigger that fires",
+						RelationGetRelationName(rel)),
+				 errhint("refund_request_status() answers for a table whose refund requests the trigger checks.")));
 	tuple.t_data = PG_GETARG_HEAPTUPLEHEADER(0);
 	tuple.t_len = HeapTupleHeaderGetDatumLength(tuple.t_data);
 	ItemPointerSetInvalid(&tuple.t_self);

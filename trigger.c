@@ -26,6 +26,7 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
@@ -418,32 +419,40 @@ append_collation(StringInfo buf, Oid collation)
  * of the table read (alias x) compared with parameter $i+1 by the foreign
  * key's own operator, with the casts PostgreSQL's foreign key would use.
  * reading_pk: the table read is the referenced one (parameters are the
- * referencing values), else the referencing one.
+ * referencing values), else the referencing one.  With other_alias, the
+ * other table's columns (under that alias) stand for the parameters.
  */
 void
-rr_key_condition(StringInfo buf, const RRTriggerInfo *info, bool reading_pk)
+rr_key_condition(StringInfo buf, const RRTriggerInfo *info, bool reading_pk,
+				 const char *other_alias)
 {
 	const RRForeignKey *fk = &info->fk;
 	int			i;
 
 	for (i = 0; i < fk->nkeys; i++)
 	{
-		char		param[16];
+		char	   *other;
 		Oid			table_rel = reading_pk ? fk->pkrel : fk->fkrel;
 		AttrNumber	attnum = reading_pk ? fk->pk_attnums[i] : fk->fk_attnums[i];
 		char	   *column = psprintf("x.%s", quote_identifier(get_attname(table_rel, attnum, false)));
 
-		snprintf(param, sizeof(param), "$%d", i + 1);
+		if (other_alias)
+			other = psprintf("%s.%s", other_alias,
+							 quote_identifier(get_attname(reading_pk ? fk->fkrel : fk->pkrel,
+														  reading_pk ? fk->fk_attnums[i] : fk->pk_attnums[i],
+														  false)));
+		else
+			other = psprintf("$%d", i + 1);
 		appendStringInfoString(buf, i ? " AND " : " WHERE ");
 		if (reading_pk)
 			generate_operator_clause(buf, column, info->pk_types[i], fk->pf_eq_oprs[i],
-									 param, info->fk_types[i]);
+									 other, info->fk_types[i]);
 		else
 		{
 			Oid			pk_coll = attribute_collation(fk->pkrel, fk->pk_attnums[i]);
 			Oid			fk_coll = attribute_collation(fk->fkrel, fk->fk_attnums[i]);
 
-			generate_operator_clause(buf, param, info->pk_types[i], fk->pf_eq_oprs[i],
+			generate_operator_clause(buf, other, info->pk_types[i], fk->pf_eq_oprs[i],
 									 column, info->fk_types[i]);
 
 			/*
@@ -790,6 +799,59 @@ rr_run_lookup(RRTriggerInfo *info, int which, Datum *params, long limit, bool la
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI lookup failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * A copy of the trigger of a table that calls the function of this name in
+ * the extension's schema nsp and would fire in this session (its
+ * declaration checked), or NULL when there is none; more than one is an
+ * error.  Copied, since the relcache entry may be rebuilt by what follows.
+ */
+Trigger *
+rr_firing_trigger(Relation rel, Oid nsp, const char *funcname)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	Oid			noargs[1] = {InvalidOid};
+	Oid			funcoid = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+										  CStringGetDatum(funcname),
+										  PointerGetDatum(buildoidvector(noargs, 0)),
+										  ObjectIdGetDatum(nsp));
+	char	   *called = psprintf("%s()", funcname);
+	Trigger    *found = NULL;
+	Trigger    *copy;
+	int			i;
+
+	for (i = 0; trigdesc && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &trigdesc->triggers[i];
+		bool		fires = (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		? (tg->tgenabled == TRIGGER_FIRES_ON_REPLICA || tg->tgenabled == TRIGGER_FIRES_ALWAYS)
+		: (tg->tgenabled == TRIGGER_FIRES_ON_ORIGIN || tg->tgenabled == TRIGGER_FIRES_ALWAYS);
+
+		if (tg->tgfoid != funcoid || !fires || !TRIGGER_FOR_ROW(tg->tgtype) ||
+			!TRIGGER_FOR_INSERT(tg->tgtype))
+			continue;
+		if (found)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("table \"%s\" has more than one %s trigger",
+							RelationGetRelationName(rel), called)));
+		found = tg;
+	}
+	if (found == NULL)
+		return NULL;
+	rr_check_declaration(found, rel, called);
+	copy = palloc(sizeof(Trigger));
+	memcpy(copy, found, sizeof(Trigger));
+	copy->tgname = pstrdup(found->tgname);
+	copy->tgargs = palloc(sizeof(char *) * Max(found->tgnargs, 1));
+	for (i = 0; i < found->tgnargs; i++)
+		copy->tgargs[i] = pstrdup(found->tgargs[i]);
+	copy->tgattr = NULL;
+	copy->tgnattr = 0;
+	copy->tgqual = NULL;
+	copy->tgoldtable = copy->tgnewtable = NULL;
+	return copy;
 }
 
 /* The owner of a relation. */
