@@ -115,14 +115,15 @@ function_is_symbol(Oid funcid, const char *symbol)
 	return result;
 }
 
+/* The built-in btree operator of a type (timestamptz, anyenum) for a strategy. */
 static Oid
-timestamptz_operator(int strategy)
+btree_operator(Oid type, int strategy)
 {
-	Oid			opfamily = get_opclass_family(GetDefaultOpClass(TIMESTAMPTZOID, BTREE_AM_OID));
-	Oid			opno = get_opfamily_member(opfamily, TIMESTAMPTZOID, TIMESTAMPTZOID, strategy);
+	Oid			opfamily = get_opclass_family(GetDefaultOpClass(type, BTREE_AM_OID));
+	Oid			opno = get_opfamily_member(opfamily, type, type, strategy);
 
 	if (!OidIsValid(opno))
-		elog(ERROR, "no timestamptz comparison for strategy %d", strategy);
+		elog(ERROR, "no comparison of type %u for strategy %d", type, strategy);
 	return opno;
 }
 
@@ -200,10 +201,12 @@ rr_catalog(Oid nsp)
 	lookup_types(&cat.ext, nsp);
 	cat.rewrites_ok = lookup_rewrites(&cat);
 	cat.check_refund = lookup_check_refund(&cat);
-	cat.tstz_le = timestamptz_operator(BTLessEqualStrategyNumber);
+	cat.tstz_le = btree_operator(TIMESTAMPTZOID, BTLessEqualStrategyNumber);
 	cat.tstz_le_func = get_opcode(cat.tstz_le);
-	cat.tstz_ge = timestamptz_operator(BTGreaterEqualStrategyNumber);
+	cat.tstz_ge = btree_operator(TIMESTAMPTZOID, BTGreaterEqualStrategyNumber);
 	cat.tstz_ge_func = get_opcode(cat.tstz_ge);
+	cat.enum_eq = btree_operator(ANYENUMOID, BTEqualStrategyNumber);
+	cat.enum_eq_func = get_opcode(cat.enum_eq);
 	catalog = cat;
 	catalog.valid = (generation == catalog_generation);
 	return &catalog;

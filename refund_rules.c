@@ -123,7 +123,10 @@ rr_deadline_of(TimestampTz purchased_at, RefundKind kind)
 /*
  * A lower bound of the purchases whose window of this kind can be open at
  * as_of: every purchase with a deadline at or after as_of was made at or
- * after it.  Used as an index range, so it may be low, never high.
+ * after it.  Used as an index range, so it may be low, never high.  For
+ * the purchase window it is exact: with purchased_at <= as_of, the window
+ * is open exactly when purchased_at is at or after it (the planner
+ * support relies on this).
  */
 TimestampTz
 rr_window_start_of(TimestampTz as_of, RefundKind kind)
@@ -135,7 +138,7 @@ rr_window_start_of(TimestampTz as_of, RefundKind kind)
 	if (TIMESTAMP_IS_NOEND(as_of))
 		return LAST_TIMESTAMP - span + 1;	/* deadlines past the range */
 	if (as_of < MIN_TIMESTAMP + span)
-		return DT_NOBEGIN;
+		return MIN_TIMESTAMP;	/* not -infinity: its deadline is -infinity */
 	return as_of - span;
 }
 

@@ -65,6 +65,13 @@ rr_copy_var_markings(Var *to, const Var *from)
 #define RR_GRANT_INHERITS(form)		true
 #endif
 
+/* 18 on: a deferrable primary key is found only when asked for. */
+#if PG_VERSION_NUM >= 180000
+#define RR_PRIMARY_KEY_INDEX(rel)	RelationGetPrimaryKeyIndex((rel), true)
+#else
+#define RR_PRIMARY_KEY_INDEX(rel)	RelationGetPrimaryKeyIndex(rel)
+#endif
+
 /* 18 on: the module's name and version in pg_get_loaded_modules(). */
 #ifdef PG_MODULE_MAGIC_EXT
 #define RR_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "refund_rules",.version = "1.2")
@@ -276,6 +283,8 @@ typedef struct RRCatalog
 	Oid			tstz_ge;		/* timestamptz >= timestamptz, and its
 								 * function */
 	Oid			tstz_ge_func;
+	Oid			enum_eq;		/* anyenum = anyenum, and its function */
+	Oid			enum_eq_func;
 } RRCatalog;
 
 /* ---- enforcement: what the triggers share (trigger.c) ---- */

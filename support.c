@@ -15,7 +15,11 @@
  * which btree and BRIN indexes on purchased_at can use.  The range is
  * implied by the call (it is false only when the call is false, NULL only
  * when the call is NULL or false), so the result is the same in
- * three-valued logic, under NOT and in outer joins.
+ * three-valued logic, under NOT and in outer joins.  Where the columns are
+ * the extension's offer enum and booleans and the moment is never NULL,
+ * refund_eligible() becomes the plain conditions of a hand-written
+ * predicate instead (plain_refund_eligible): through an index, only the
+ * flags are left to check on each row.
  *
  * The column Vars must mean what the whole-row Var meant wherever the
  * expression ends up: they carry its varnullingrels (the outer joins that
@@ -34,6 +38,7 @@
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/selfuncs.h"
 #include "utils/typcache.h"
@@ -269,6 +274,69 @@ window_range(const RRCatalog *cat, PlannerInfo *root, Node *purchased_at, Node *
 	return lappend(lappend(NIL, upper), lower);
 }
 
+/*
+ * Whether a moment is never NULL: a constant, or the start of the
+ * transaction or statement (now(), CURRENT_TIMESTAMP and the like).
+ */
+static bool
+moment_never_null(Node *as_of)
+{
+	if (IsA(as_of, Const))
+		return !((Const *) as_of)->constisnull;
+	if (IsA(as_of, FuncExpr))
+	{
+		Oid			f = ((FuncExpr *) as_of)->funcid;
+
+		return f == F_NOW || f == F_STATEMENT_TIMESTAMP || f == F_TRANSACTION_TIMESTAMP;
+	}
+	if (IsA(as_of, SQLValueFunction))
+		return ((SQLValueFunction *) as_of)->op == SVFOP_CURRENT_TIMESTAMP ||
+			((SQLValueFunction *) as_of)->op == SVFOP_CURRENT_TIMESTAMP_N;
+	return false;
+}
+
+/*
+ * refund_eligible() as plain conditions, the ones a hand-written predicate
+ * has, where they say exactly what the call says in three-valued logic:
+ *
+ *		purchased_at >= refund_window_start(as_of) AND purchased_at <= as_of
+ *		AND NOT benefits_activated AND NOT product_keys_viewed
+ *		AND NOT (offer = 'silver' AND upgraded_with_gold_discount)
+ *
+ * The purchase window is exactly that range (rr_window_start_of), a NULL
+ * column makes its criterion NULL as missing_<column> makes it undecided,
+ * and AND gives false before NULL as the verdict does.  Only for the
+ * extension's offer enum and boolean flags (a text offer must be checked
+ * for bad labels) and a moment that is never NULL (a NULL as_of gives
+ * NULL whatever the flags).  Through an index on purchased_at, only the
+ * flags are then left to check on each row.  NULL when it does not apply.
+ */
+static Node *
+plain_refund_eligible(const RRCatalog *cat, List *columns, Node *as_of, List *range)
+{
+	Node	   *offer = list_nth(columns, FIELD_OFFER);
+	Node	   *benefits = list_nth(columns, FIELD_BENEFITS_ACTIVATED);
+	Node	   *keys = list_nth(columns, FIELD_PRODUCT_KEYS_VIEWED);
+	Node	   *upgraded = list_nth(columns, FIELD_UPGRADED_WITH_GOLD_DISCOUNT);
+	Const	   *silver;
+	OpExpr	   *is_silver;
+
+	if (exprType(offer) != cat->ext.mpn_offer || exprType(benefits) != BOOLOID ||
+		exprType(keys) != BOOLOID || exprType(upgraded) != BOOLOID || !moment_never_null(as_of))
+		return NULL;
+	silver = makeConst(cat->ext.mpn_offer, -1, InvalidOid, sizeof(Oid),
+					   ObjectIdGetDatum(cat->ext.offer_label[OFFER_SILVER]), false, true);
+	is_silver = (OpExpr *) make_opclause(cat->enum_eq, BOOLOID, false, (Expr *) copyObject(offer),
+										 (Expr *) silver, InvalidOid, InvalidOid);
+	is_silver->opfuncid = cat->enum_eq_func;
+	/* the lower end first, as a hand-written range is usually written */
+	return (Node *) make_andclause(list_make5(lsecond(range), linitial(range),
+											  make_notclause((Expr *) copyObject(benefits)),
+											  make_notclause((Expr *) copyObject(keys)),
+											  make_notclause(make_andclause(list_make2(is_silver,
+																					   copyObject(upgraded))))));
+}
+
 static Node *
 simplify_call(SupportRequestSimplify *req)
 {
@@ -277,6 +345,7 @@ simplify_call(SupportRequestSimplify *req)
 	const Rewrite *rw;
 	int			r;
 	List	   *args = NIL;
+	List	   *columns;
 	Node	   *purchased_at = NULL;
 	Node	   *as_of;
 	FuncExpr   *call;
@@ -293,6 +362,7 @@ simplify_call(SupportRequestSimplify *req)
 		return NULL;
 
 	as_of = lsecond(fexpr->args);
+	columns = list_copy(args);
 	args = lappend(args, copyObject(as_of));
 	if (rw->takes_kind)
 		args = lappend(args, copyObject(lthird(fexpr->args)));
@@ -310,9 +380,16 @@ simplify_call(SupportRequestSimplify *req)
 	 */
 	if (rw->window_kind >= 0 && purchased_at && IsA(purchased_at, Var) &&
 		((Var *) purchased_at)->vartype == TIMESTAMPTZOID && !contain_subplans(as_of))
-		return (Node *) make_andclause(list_concat(list_make1(call),
-												   window_range(cat, req->root, purchased_at,
-																as_of, (RefundKind) rw->window_kind)));
+	{
+		List	   *range = window_range(cat, req->root, purchased_at, as_of,
+										 (RefundKind) rw->window_kind);
+		Node	   *plain = (r == REWRITE_REFUND_ELIGIBLE)
+		? plain_refund_eligible(cat, columns, as_of, range) : NULL;
+
+		if (plain)
+			return plain;
+		return (Node *) make_andclause(list_concat(list_make1(call), range));
+	}
 	return (Node *) call;
 }
 

@@ -73,7 +73,7 @@ typedef struct Validation
 static int
 primary_key_columns(Relation rel, AttrNumber *attnums, Oid *types)
 {
-	Oid			index = RelationGetPrimaryKeyIndex(rel);
+	Oid			index = RR_PRIMARY_KEY_INDEX(rel);
 	HeapTuple	tup;
 	Form_pg_index form;
 	int			i;

@@ -209,6 +209,7 @@ my @calls = (
 	[ check_refund => "CASE WHEN p.id = 3 THEN refund_rules.check_refund(p, timestamptz '$T0' - interval '1 day') END" ],
 	[ reason_codes => "(SELECT string_agg(\"position\" || ':' || code, ',' ORDER BY \"position\") FROM refund_rules.reason_codes())" ],
 	[ refund_request_status => "(SELECT s::text FROM public.refund_requests r, refund_rules.refund_request_status(r) s WHERE r.purchase_id = p.id)" ],
+	[ forbidden_refunds => "(SELECT string_agg(f::text, ',') FROM refund_rules.forbidden_refunds('public.refund_requests') f WHERE f.purchase_key = p.id::text)" ],
 );
 # Called by the planner: its rewrite (or not) must give the same answers.
 my $support_sql = "SET TimeZone = 'UTC'; SELECT string_agg(p.id::text, ',' ORDER BY p.id) FROM public.purchases p
