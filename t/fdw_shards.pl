@@ -12,7 +12,8 @@
 #      a. WHERE refund_rules.refund_eligible(p, <constant>) (and
 #         tax_refund_eligible, refund_ineligibility_reasons(...) IS NULL) is
 #         evaluated on the shards: each Foreign Scan's "Remote SQL:" holds
-#         the function's column form; a now() as_of must not be shipped;
+#         the plain conditions or the function's column form; a now() as_of
+#         must not be shipped;
 #      b. the answers through the shards (counts, and every row's
 #         eligibility and reasons as an ordered digest) equal the local
 #         table's, and each shard computing on its own rows agrees too;
@@ -141,7 +142,9 @@ sub pushed
 	}
 	note $remote[0] if @remote;
 }
-pushed(require => 'WHERE refund_eligible(p, constant)', qr/refund_rules\._refund_eligible\(/,
+# refund_eligible on the offer enum and boolean flags becomes plain
+# conditions: every one of them is shipped.
+pushed(require => 'WHERE refund_eligible(p, constant)', qr/NOT benefits_activated\b.*purchased_at >= .*offer <> 'silver'/,
 	"SELECT count(*) FROM purchases p WHERE refund_rules.refund_eligible(p, '$AS_OF')");
 pushed(require => 'WHERE tax_refund_eligible(p, constant)', qr/refund_rules\._tax_refund_eligible\(/,
 	"SELECT count(*) FROM purchases p WHERE refund_rules.tax_refund_eligible(p, '$AS_OF')");
@@ -167,14 +170,14 @@ note 'target list refund_ineligibility_reasons(p, constant): '
 	? 'computed on the shards'
 	: 'the shards send the columns, the coordinator computes it');
 $plan = explain_plan('SELECT count(*) FROM purchases p WHERE refund_rules.refund_eligible(p)');
-unlike($plan, qr/Remote SQL:.*_refund_eligible\(/,
-	'WHERE refund_eligible(p) with the default now(): not shipped (the shard\'s clock would decide)');
+unlike($plan, qr/Remote SQL:.*(_refund_eligible\(|purchased_at [<>]=)/,
+	'WHERE refund_eligible(p) with the default now(): the window not shipped (the shard\'s clock would decide)');
 for my $q ("SELECT count(*) FROM purchases p WHERE refund_rules.refund_eligible(p, '$AS_OF')",
 	"SELECT partner, count(*) FROM purchases p WHERE refund_rules.refund_eligible(p, '$AS_OF') GROUP BY partner")
 {
 	$plan = coord("SET enable_partitionwise_aggregate = on; EXPLAIN (VERBOSE, COSTS OFF) $q");
 	note "enable_partitionwise_aggregate = on, $q: counted on the "
-	  . ($plan =~ /Remote SQL: SELECT .*count\(\*\) FROM .*_refund_eligible\(/ ? 'shards' : 'coordinator');
+	  . ($plan =~ /Remote SQL: SELECT .*count\(\*\) FROM .*(_refund_eligible\(|offer <> 'silver')/ ? 'shards' : 'coordinator');
 }
 
 # --- 3b. the answers --------------------------------------------------------------
