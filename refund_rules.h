@@ -453,6 +453,7 @@ RRTriggerInfo *rr_moment_state(TriggerData *td);
 
 /* in report.c */
 char	   *rr_format_lag(int64 usecs);
+char	   *rr_qualified_name(Oid relid);
 char	   *rr_key_text(int nkeys, const Datum *values, const Oid *types);
 uint32		rr_refusal_shown(const Refusal *f);
 uint32		rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_known,
@@ -469,7 +470,6 @@ void		rr_check_declaration(const Trigger *tg, Relation rel, const char *funcname
 TriggerData *rr_check_trigger(FunctionCallInfo fcinfo, const char *funcname);
 HeapTuple	rr_stored_row(const TriggerData *td);
 bool		rr_column_changed(TupleDesc tupdesc, AttrNumber attnum, HeapTuple oldtup, HeapTuple newtup);
-char	   *rr_qualified_name(Oid relid);
 int			rr_column_list(const Trigger *tg, int argno, Oid relid, const char *what,
 						   AttrNumber *attnums);
 extern const char *const rr_mode_choices[];

@@ -72,6 +72,14 @@ rr_format_lag(int64 usecs)
 	return psprintf("%.6f seconds", (double) usecs / USECS_PER_SEC);
 }
 
+/* "schema.table", quoted, for messages. */
+char *
+rr_qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
 /* Key values as text, each clipped, for messages. */
 char *
 rr_key_text(int nkeys, const Datum *values, const Oid *types)

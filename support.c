@@ -320,6 +320,8 @@ plain_refund_eligible(const RRCatalog *cat, List *columns, Node *as_of, List *ra
 	Node	   *upgraded = list_nth(columns, FIELD_UPGRADED_WITH_GOLD_DISCOUNT);
 	Const	   *silver;
 	OpExpr	   *is_silver;
+	List	   *silver_upgraded;
+	List	   *conditions;
 
 	if (exprType(offer) != cat->ext.mpn_offer || exprType(benefits) != BOOLOID ||
 		exprType(keys) != BOOLOID || exprType(upgraded) != BOOLOID || !moment_never_null(as_of))
@@ -329,12 +331,14 @@ plain_refund_eligible(const RRCatalog *cat, List *columns, Node *as_of, List *ra
 	is_silver = (OpExpr *) make_opclause(cat->enum_eq, BOOLOID, false, (Expr *) copyObject(offer),
 										 (Expr *) silver, InvalidOid, InvalidOid);
 	is_silver->opfuncid = cat->enum_eq_func;
+
 	/* the lower end first, as a hand-written range is usually written */
-	return (Node *) make_andclause(list_make5(lsecond(range), linitial(range),
-											  make_notclause((Expr *) copyObject(benefits)),
-											  make_notclause((Expr *) copyObject(keys)),
-											  make_notclause(make_andclause(list_make2(is_silver,
-																					   copyObject(upgraded))))));
+	conditions = lappend(lappend(NIL, lsecond(range)), linitial(range));
+	conditions = lappend(conditions, make_notclause((Expr *) copyObject(benefits)));
+	conditions = lappend(conditions, make_notclause((Expr *) copyObject(keys)));
+	silver_upgraded = lappend(lappend(NIL, is_silver), copyObject(upgraded));
+	conditions = lappend(conditions, make_notclause(make_andclause(silver_upgraded)));
+	return (Node *) make_andclause(conditions);
 }
 
 static Node *

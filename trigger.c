@@ -119,14 +119,6 @@ rr_column_changed(TupleDesc tupdesc, AttrNumber attnum, HeapTuple oldtup, HeapTu
 		(!oldnull && !datumIsEqual(oldval, newval, att->attbyval, att->attlen));
 }
 
-/* "schema.table", quoted, for messages. */
-char *
-rr_qualified_name(Oid relid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
-}
-
 /*
  * The columns of relid that a trigger argument names: one or several,
  * separated by commas, quoted like SQL identifiers; ordinary columns only.

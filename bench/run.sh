@@ -384,7 +384,7 @@ INSERT INTO history
 SELECT g, p.id, CASE WHEN g % 10 = 0 THEN 'tax' ELSE 'purchase' END::refund_rules.refund_kind,
        p.purchased_at + random() * interval '40 days',
        CASE WHEN g % 50 = 0 THEN 'partner_user' ELSE 'account_admin' END
-FROM generate_series(1, $ROWS) g JOIN purchases p ON p.id = (g * 7919) % $ROWS + 1;
+FROM generate_series(1, $ROWS) g JOIN purchases p ON p.id = (g::bigint * 7919) % $ROWS + 1;
 ALTER TABLE history ADD FOREIGN KEY (purchase_id) REFERENCES purchases NOT VALID;
 CREATE TRIGGER refund_policy AFTER INSERT OR UPDATE ON history FOR EACH ROW
     EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'mode=dry_run');
