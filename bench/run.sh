@@ -65,7 +65,11 @@ if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 		-o synchronous_commit=off env PGHOST="$sock" bash "$PWD/bench/run.sh" "$ROWS")
 	say "starting a throwaway cluster (pg_virtualenv)"
 	rc=0
-	if rr_is_root; then runuser -u postgres -- "${cmd[@]}" || rc=$?; else "${cmd[@]}" || rc=$?; fi
+	# pg_virtualenv's own lines go to stderr, the report alone to stdout
+	if rr_is_root; then cmd=(runuser -u postgres -- "${cmd[@]}"); fi
+	"${cmd[@]}" | sed -u '/^Creating new PostgreSQL cluster /{w /dev/stderr
+d}; /^Dropping cluster /{w /dev/stderr
+d}' || rc=$?
 	rm -rf "$sock"
 	exit "$rc"
 fi
