@@ -199,6 +199,28 @@ SELECT count(*) FILTER (WHERE v.row_key IS NULL AND ref.hidden <> '{}') AS misse
        count(*) FILTER (WHERE v.reasons IS DISTINCT FROM ref.hidden AND v.row_key IS NOT NULL) AS other_reasons
   FROM reference ref FULL JOIN hidden_result v USING (row_key);
 
+-- Its cursor is PostgreSQL's: closed under it by user code, or opened in a
+-- savepoint rolled back, it is an error (past the rows already read), never
+-- a crash.
+CREATE FUNCTION shop.close_cursors() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT name FROM pg_cursors WHERE name LIKE '<unnamed portal %>' LOOP
+    BEGIN EXECUTE format('CLOSE %I', r.name); EXCEPTION WHEN others THEN NULL; END;
+  END LOOP;
+  RETURN 1;
+END $$;
+SELECT count(*) FROM (SELECT (refund_rules.forbidden_refunds('shop.random_requests')).row_key,
+                             shop.close_cursors()) s;
+BEGIN;
+DECLARE c CURSOR FOR SELECT (refund_rules.forbidden_refunds('shop.random_requests')).row_key;
+SAVEPOINT s;
+FETCH 2 FROM c;
+ROLLBACK TO s;
+FETCH 2000 FROM c;
+ROLLBACK;
+SELECT count(*) AS forbidden FROM refund_rules.forbidden_refunds('shop.random_requests');
+
 -- A partitioned request table: every partition's rows, in key order.
 CREATE TABLE shop.partitioned_requests (
     id bigint PRIMARY KEY,
