@@ -1,7 +1,8 @@
-# t/standby.pl - the pre-check refund_request_status() on a hot standby and
-# in a read-only transaction: it answers exactly as the trigger decides on
-# the primary, and writes nothing (1.1 wrote pg_depend on first use, which
-# a standby refuses: "cannot assign TransactionIds during recovery").
+# t/standby.pl - the pre-check refund_request_status() and the validation
+# forbidden_refunds() on a hot standby and in a read-only transaction: the
+# pre-check answers exactly as the trigger decides on the primary, and
+# writes nothing (1.1 wrote pg_depend on first use, which a standby
+# refuses: "cannot assign TransactionIds during recovery").
 # Also: the request trigger itself writes no catalog on first use.
 use strict;
 use warnings;
@@ -31,6 +32,15 @@ GRANT INSERT ON refund_requests TO clerk;
 SQL
 $primary->safe_psql('postgres', $setup . enforcement_trigger(name => 'enforce',
 	table => 'refund_requests', purchases => 'purchases', column => 'purchase_id'));
+# Recorded requests, validated by forbidden_refunds() through a dry-run trigger.
+$primary->safe_psql('postgres', <<'SQL');
+CREATE TABLE history (id integer PRIMARY KEY, purchase_id bigint REFERENCES purchases,
+  requested_at timestamptz, requested_by_role text);
+INSERT INTO history SELECT id, id, now() - interval '1 hour', 'account_admin' FROM purchases;
+CREATE TRIGGER history_policy AFTER INSERT OR UPDATE ON history FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_policy('purchases', 'purchase_id', 'mode=dry_run');
+GRANT SELECT, INSERT ON history TO clerk;
+SQL
 
 my $backup = 'standby_backup';
 $primary->backup($backup);
@@ -52,6 +62,12 @@ is($standby->safe_psql('postgres', "SET ROLE clerk; $status"),
 	'1: true {}; 2: false {purchase_not_eligible}; 3: false {purchase_not_eligible}',
 	'standby: as a clerk without SELECT on purchases, the purchase\'s reasons hidden');
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'it is a standby');
+my $forbidden = "SELECT string_agg(row_key || ' ' || reasons::text, '; ' ORDER BY row_key)
+  FROM refund_rules.forbidden_refunds('history')";
+is($standby->safe_psql('postgres', "$forbidden; $forbidden; SET ROLE clerk; $forbidden"),
+	"2 {refund_window_expired}; 3 {upgraded_with_gold_discount}\n" x 2
+	  . '2 {purchase_not_eligible}; 3 {purchase_not_eligible}',
+	'standby: forbidden_refunds answers, twice in a backend, and to the clerk with the reasons hidden');
 
 # On the primary, in a READ ONLY transaction of a new backend.
 is($primary->safe_psql('postgres', "BEGIN READ ONLY; $status; COMMIT"), $expected,
