@@ -381,7 +381,7 @@ static bool
 judge_row(Validation *v, HeapTuple tuple, TupleDesc tupdesc, Datum *result, bool *nulls)
 {
 	RRTriggerInfo *info = v->info;
-	Datum		value[2 * INDEX_MAX_KEYS + NUM_REQUEST_COLUMNS + 1];
+	Datum		value[2 * INDEX_MAX_KEYS + NUM_REQUEST_COLUMNS + 1] = {0};
 	bool		isnull[2 * INDEX_MAX_KEYS + NUM_REQUEST_COLUMNS + 1] = {false};
 	Datum	   *req = value + v->first_req;
 	bool	   *reqnull = isnull + v->first_req;
