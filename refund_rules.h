@@ -462,6 +462,7 @@ bool		rr_refusal_deadline(const Refusal *f, TimestampTz *deadline);
 void		rr_report_refused(const Refusal *f);
 void		rr_report_frozen(const Refusal *f);
 void		rr_report_withdrawn(const Refusal *f);
+bool		rr_columns_granted(Oid relid, int ncols, const AttrNumber *attnums);
 bool		rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums);
 char	   *rr_check_constraint_of(Oid relid, Oid funcid);
 

@@ -288,15 +288,13 @@ rr_report_withdrawn(const Refusal *f)
 			 refusal_fields(f)));
 }
 
-/* Whether the user may read these columns of a table, as a foreign key's error asks. */
+/* Whether the user holds SELECT on these columns of a table (or on the table). */
 bool
-rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
+rr_columns_granted(Oid relid, int ncols, const AttrNumber *attnums)
 {
 	Oid			user = GetUserId();
 	int			i;
 
-	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
-		return false;
 	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
 		return true;
 	for (i = 0; i < ncols; i++)
@@ -304,6 +302,17 @@ rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
 			pg_attribute_aclcheck(relid, attnums[i], user, ACL_SELECT) != ACLCHECK_OK)
 			return false;
 	return true;
+}
+
+/*
+ * Whether the user may read these columns of a table, as a foreign key's
+ * error asks: granted, and no row-level security hides rows from the user.
+ */
+bool
+rr_columns_readable(Oid relid, int ncols, const AttrNumber *attnums)
+{
+	return check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED &&
+		rr_columns_granted(relid, ncols, attnums);
 }
 
 /*

@@ -61,6 +61,7 @@ typedef struct Validation
 	PurchaseReader reader;		/* the purchase's columns in the result */
 	bool		reader_ready;
 	MemoryContext mcxt;			/* lives as long as the call */
+	CallCache  *reason_sets;	/* each set of reasons' array, built once */
 	TupleDesc	result_desc;
 	MemoryContext batch_cxt;	/* the current batch's results */
 	HeapTuple  *results;
@@ -271,14 +272,11 @@ caller_reads_rows(const Validation *v, Relation rel, const AttrNumber *rowkey)
 			if (info->reader.attnum[i] != InvalidAttrNumber)
 				cols[n++] = info->reader.attnum[i];
 	}
-	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) == ACLCHECK_OK)
-		return;
-	for (i = 0; i < n; i++)
-		if (pg_attribute_aclcheck(RelationGetRelid(rel), cols[i], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for table %s", RelationGetRelationName(rel)),
-					 errdetail("forbidden_refunds() reads the table's key, reference, moment and policy columns as the caller.")));
+	if (!rr_columns_granted(RelationGetRelid(rel), n, cols))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", RelationGetRelationName(rel)),
+				 errdetail("forbidden_refunds() reads the table's key, reference, moment and policy columns as the caller.")));
 }
 
 /*
@@ -444,7 +442,7 @@ judge_row(Validation *v, HeapTuple tuple, TupleDesc tupdesc, Datum *result, bool
 	if (f.reasons == 0)
 		return false;
 	f.purchase_shown = v->shown;
-	result[3] = rr_reasons_array(rr_refusal_shown(&f), NULL, CurrentMemoryContext);
+	result[3] = rr_reasons_array(rr_refusal_shown(&f), v->reason_sets, v->mcxt);
 	return true;
 }
 
@@ -514,6 +512,7 @@ forbidden_refunds(PG_FUNCTION_ARGS)
 		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
 		v = start_validation(fcinfo, PG_GETARG_OID(0));
 		v->mcxt = funcctx->multi_call_memory_ctx;
+		v->reason_sets = palloc0(sizeof(CallCache));
 		funcctx->user_fctx = v;
 		RegisterExprContextCallback(((ReturnSetInfo *) fcinfo->resultinfo)->econtext,
 									close_cursor, PointerGetDatum(v));
