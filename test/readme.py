@@ -1,31 +1,36 @@
-#!/usr/bin/env bash
-# test/readme.sh - every SQL block of README.md and docs/*.md runs as written
-# and gives what the text shows.
-#
-# For each file, in a fresh database of its own (the extension created first
-# unless the file's first statement does), every ```sql block runs in order, one
-# psql session per block, fed on stdin as a user would paste it. Checks:
-#   - a statement with "-- fails (SQLSTATE)" in it fails with that SQLSTATE,
-#     every other statement succeeds (psql's :SQLSTATE after each);
-#   - a ```text block right after "<!-- output of the block above -->" equals
-#     what psql printed for the block above (timestamps, runs of blanks and
-#     table rules are normalised, since the data is dated from now(), and
-#     VERBOSITY verbose's LOCATION lines are left out);
-#   - a ```python block after "<!-- run: python, output below -->" runs
-#     with /usr/bin/python3 against the same database (exit status 0), and
-#     its output is compared the same way.
-# A block a user would not run here is marked "<!-- not run: reason -->"
-# right before it. Roles and databases the blocks create are dropped at the
-# end. Runs against the cluster of PGHOST/PGPORT/PGUSER (a superuser; the
-# extension must be installed); scripts/test.sh provides one. Exit status 0
-# when every check passes.
-set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
-export PGTZ=UTC PGDATESTYLE=ISO
-# Arguments: the files to check (default: README.md and docs/*.md).
-[ $# -gt 0 ] || set -- README.md docs/*.md
-exec /usr/bin/python3 - "$@" <<'PY'
-import os, re, subprocess, sys
+#!/usr/bin/python3
+"""test/readme.py - every SQL block of README.md and docs/*.md runs as written
+and gives what the text shows.
+
+For each file, in a fresh database of its own (the extension created first
+unless the file's first statement does), every ```sql block runs in order, one
+psql session per block, fed on stdin as a user would paste it. Checks:
+  - a statement with "-- fails (SQLSTATE)" in it fails with that SQLSTATE,
+    every other statement succeeds (psql's :SQLSTATE after each);
+  - a ```text block right after "<!-- output of the block above -->" equals
+    what psql printed for the block above (timestamps, runs of blanks and
+    table rules are normalised, since the data is dated from now(), and
+    VERBOSITY verbose's LOCATION lines are left out);
+  - a ```python block after "<!-- run: python, output below -->" runs
+    with /usr/bin/python3 against the same database (exit status 0), and
+    its output is compared the same way.
+A block a user would not run here is marked "<!-- not run: reason -->"
+right before it. Roles and databases the blocks create are dropped at the
+end. Runs against the cluster of PGHOST/PGPORT/PGUSER (a superuser; the
+extension must be installed); scripts/test.sh provides one. Exit status 0
+when every check passes.
+
+Usage: python3 test/readme.py [FILE.md ...]   (default: README.md and docs/*.md)
+"""
+import glob
+import os
+import re
+import subprocess
+import sys
+
+os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.update(PGTZ="UTC", PGDATESTYLE="ISO")
+files = sys.argv[1:] or ["README.md"] + sorted(glob.glob("docs/*.md"))
 
 fails = 0
 summary = []
@@ -94,7 +99,7 @@ def objects():
 
 
 before = objects()
-for path in sys.argv[1:]:
+for path in files:
     all_blocks = blocks(path)
     if not any(b[0] == "sql" and "not run" not in b[2] for b in all_blocks) and \
             not any("run: python" in b[2] for b in all_blocks):
@@ -171,4 +176,3 @@ psql("postgres", "\n".join("DROP ROLE IF EXISTS %s;" % r for r in roles), "-q")
 print("\n".join(summary))
 print("readme: %d failure(s)" % fails)
 sys.exit(1 if fails else 0)
-PY
