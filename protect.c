@@ -66,7 +66,7 @@ policy_columns(const TriggerData *td, RRTriggerInfo *info)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("column \"%s\" of purchases table \"%s\" is a virtual generated column",
-							rr_field_names[f], RelationGetRelationName(td->tg_relation)),
+							rr_field_names[f], rr_table_name(RelationGetRelid(td->tg_relation))),
 					 errhint("Make it a STORED generated column, so that a change of it can be seen.")));
 	}
 }
@@ -100,13 +100,13 @@ protect_arguments(const Trigger *tg, Relation rel, RRTriggerInfo *info)
 				 errmsg("trigger \"%s\" has no FROM table", tg->tgname),
 				 errdetail("protect_refunded_purchase() reads the refund request table that a constraint trigger names in FROM."),
 				 errhint("Recreate it: CREATE CONSTRAINT TRIGGER %s AFTER INSERT OR UPDATE ON %s FROM %s FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase(...).",
-						 quote_identifier(tg->tgname), RelationGetRelationName(rel), tg->tgargs[0])));
+						 quote_identifier(tg->tgname), rr_table_name(RelationGetRelid(rel)), tg->tgargs[0])));
 	LockRelationOid(tg->tgconstrrelid, AccessShareLock);
 	if (!names_table(tg->tgargs[0], tg->tgconstrrelid))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" names refund request table \"%s\", but its FROM table is \"%s\"",
-						tg->tgname, tg->tgargs[0], rr_qualified_name(tg->tgconstrrelid)),
+						tg->tgname, tg->tgargs[0], rr_table_name(tg->tgconstrrelid)),
 				 errhint("Recreate the trigger naming its FROM table.")));
 	return nfixed;
 }
@@ -133,9 +133,9 @@ reference_table_refused(Oid shell, Oid purchases)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("purchases table \"%s\" is a copy of a Citus reference table",
-						get_rel_name(purchases)),
+						rr_table_name(purchases)),
 				 errdetail("protect_refunded_purchase() guards a distributed purchases table from the co-located shard of refund request table \"%s\"; the requests of a reference table are not all on one node.",
-						   get_rel_name(shell)),
+						   rr_table_name(shell)),
 				 errhint("Distribute the purchases table and the request table, co-located.")));
 }
 
@@ -188,7 +188,7 @@ citus_colocated_request_shard(Oid shell, Oid purchases, int nref, AttrNumber *re
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("several shards of refund request table \"%s\" reference purchases table \"%s\"",
-								get_rel_name(shell), get_rel_name(purchases)),
+								rr_table_name(shell), rr_table_name(purchases)),
 						 errdetail("protect_refunded_purchase() guards a purchases shard whose requests are in one co-located shard."),
 						 errhint("Distribute the purchases table and the request table, co-located.")));
 			found = shard;
@@ -219,8 +219,8 @@ build_protect_trigger(TriggerData *td, RRTriggerInfo *info)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("refund request table \"%s\" has no foreign key on \"%s\" that references \"%s\"",
-						rr_qualified_name(tg->tgconstrrelid), tg->tgargs[1],
-						RelationGetRelationName(rel)),
+						rr_table_name(tg->tgconstrrelid), tg->tgargs[1],
+						rr_table_name(RelationGetRelid(rel))),
 				 errhint("The requests of a purchase are found through that foreign key, as the request trigger finds their purchase.")));
 	if (nfixed == 3)
 	{
@@ -242,15 +242,15 @@ build_protect_trigger(TriggerData *td, RRTriggerInfo *info)
 	info->lock_relid = info->lookup_relid = requests;
 	info->lockmode = AccessShareLock;
 	info->lookup_owner = rr_relation_owner(requests);
-	info->requests_name = rr_qualified_name(requests);
+	info->requests_name = rr_table_name(requests);
 
 	/* as for a foreign key: the purchases' owner may read the requests */
 	if (pg_class_aclcheck(requests, rel->rd_rel->relowner, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(requests)),
+				 errmsg("permission denied for table %s", rr_table_name(requests)),
 				 errdetail("The owner of purchases table \"%s\" needs SELECT on refund request table \"%s\".",
-						   RelationGetRelationName(rel), info->requests_name)));
+						   rr_table_name(RelationGetRelid(rel)), info->requests_name)));
 	policy_columns(td, info);
 
 	initStringInfo(&query);
@@ -375,19 +375,19 @@ build_moment_trigger(TriggerData *td, RRTriggerInfo *info)
 	if (att == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), info->moment_column),
+				 errmsg("table \"%s\" has no column \"%s\"", rr_table_name(RelationGetRelid(rel)), info->moment_column),
 				 errhint("The first argument of enforce_refund_moment() names the column of the refund's moment (default refunded_at).")));
 	if (getBaseType(att->atttypid) != TIMESTAMPTZOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("column \"%s\" of table \"%s\" is of type %s",
-						info->moment_column, RelationGetRelationName(rel), format_type_be(att->atttypid)),
+						info->moment_column, rr_table_name(RelationGetRelid(rel)), format_type_be(att->atttypid)),
 				 errdetail("Column \"%s\" must be of type timestamp with time zone.", info->moment_column)));
 	info->moment_attnum = att->attnum;
 	info->check_constraint_func = rr_catalog(info->ext.nsp)->check_refund;
-	info->purchases_name = rr_qualified_name(RelationGetRelid(rel));
+	info->purchases_name = rr_table_name(RelationGetRelid(rel));
 	rr_reader_init_row(&info->reader, &info->ext, RelationGetDescr(rel), RelationGetForm(rel)->reltype, -1,
-					   psprintf("table \"%s\"", RelationGetRelationName(rel)), CurrentMemoryContext);
+					   psprintf("table \"%s\"", rr_table_name(RelationGetRelid(rel))), CurrentMemoryContext);
 	rr_reader_require(&info->reader, rr_fields_for_kind(info->kind));
 }
 

@@ -72,9 +72,13 @@ rr_format_lag(int64 usecs)
 	return psprintf("%.6f seconds", (double) usecs / USECS_PER_SEC);
 }
 
-/* "schema.table", quoted, for messages. */
+/*
+ * A table as every message (and every query we build) names it:
+ * "schema.table", each part quoted only where SQL needs it.  The name does not
+ * depend on search_path, which our functions never read.
+ */
 char *
-rr_qualified_name(Oid relid)
+rr_table_name(Oid relid)
 {
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  get_rel_name(relid));
@@ -430,7 +434,7 @@ check_refund(PG_FUNCTION_ARGS)
 			/* a table's row: named in the error, shown to who may read it */
 			f.schema_name = get_namespace_name(get_rel_namespace(relid));
 			f.table_name = get_rel_name(relid);
-			f.purchases_name = psprintf("%s.%s", f.schema_name, f.table_name);
+			f.purchases_name = rr_table_name(relid);
 			f.constraint_name = rr_check_constraint_of(relid, fcinfo->flinfo->fn_oid);
 			f.purchase_shown = rr_columns_readable(relid, NUM_FIELDS, cache->reader.attnum);
 		}

@@ -83,7 +83,7 @@ request_column(RRTriggerInfo *info, Relation rel, RequestColumn c, bool required
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("refund request table \"%s\" has no column \"%s\"",
-							RelationGetRelationName(rel), name),
+							rr_table_name(RelationGetRelid(rel)), name),
 					 errhint("enforce_refund_policy() reads the columns requested_at, requested_by_role (unless the session is the requester) and optionally kind.")));
 		return;
 	}
@@ -91,7 +91,7 @@ request_column(RRTriggerInfo *info, Relation rel, RequestColumn c, bool required
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("column \"%s\" of refund request table \"%s\" is of type %s",
-						name, RelationGetRelationName(rel), format_type_be(att->atttypid)),
+						name, rr_table_name(RelationGetRelid(rel)), format_type_be(att->atttypid)),
 				 errdetail("Column \"%s\" must be of type %s.", name, expected)));
 	info->req_attnum[c] = att->attnum;
 	info->req_type[c] = att->atttypid;
@@ -169,7 +169,7 @@ bind_foreign_key(const Trigger *tg, Relation rel, RRTriggerInfo *info, int *narg
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("refund request table \"%s\" has no foreign key on the reference of trigger \"%s\"",
-						RelationGetRelationName(rel), tg->tgname),
+						rr_table_name(RelationGetRelid(rel)), tg->tgname),
 				 errdetail("The purchase a request names is found through the foreign key of its reference column(s), \"%s\".",
 						   tg->tgargs[1]),
 				 errhint("Add FOREIGN KEY (%s) REFERENCES the purchases table's key.", tg->tgargs[1])));
@@ -178,7 +178,7 @@ bind_foreign_key(const Trigger *tg, Relation rel, RRTriggerInfo *info, int *narg
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("foreign key \"%s\" of refund request table \"%s\" changes requests when their purchase changes",
-						fk->name, RelationGetRelationName(rel)),
+						fk->name, rr_table_name(RelationGetRelid(rel))),
 				 errdetail("A refund request must keep its purchase: ON DELETE and ON UPDATE must be NO ACTION or RESTRICT."),
 				 errhint("Recreate the foreign key without CASCADE, SET NULL or SET DEFAULT.")));
 
@@ -189,7 +189,7 @@ bind_foreign_key(const Trigger *tg, Relation rel, RRTriggerInfo *info, int *narg
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" names purchases table \"%s\", but foreign key \"%s\" references \"%s\"",
-						tg->tgname, tg->tgargs[0], fk->name, rr_qualified_name(fk->pkrel)),
+						tg->tgname, tg->tgargs[0], fk->name, rr_table_name(fk->pkrel)),
 				 errhint("Recreate the trigger naming the table the foreign key references.")));
 
 	/* the key columns, when given, are the ones the foreign key references */
@@ -270,7 +270,7 @@ build_request_trigger(TriggerData *td, RRTriggerInfo *info)
 	info->lock_relid = info->lookup_relid = info->fk.pkrel;
 	info->lockmode = RowShareLock;
 	info->lookup_owner = rr_relation_owner(info->fk.pkrel);
-	info->purchases_name = rr_qualified_name(info->fk.pkrel);
+	info->purchases_name = rr_table_name(info->fk.pkrel);
 
 	/*
 	 * Like a foreign key: the request table's owner must be allowed to read
@@ -281,9 +281,9 @@ build_request_trigger(TriggerData *td, RRTriggerInfo *info)
 		pg_class_aclcheck(info->fk.pkrel, rel->rd_rel->relowner, ACL_REFERENCES) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(info->fk.pkrel)),
+				 errmsg("permission denied for table %s", rr_table_name(info->fk.pkrel)),
 				 errdetail("The owner of refund request table \"%s\" needs SELECT and REFERENCES on purchases table \"%s\".",
-						   RelationGetRelationName(rel), info->purchases_name)));
+						   rr_table_name(RelationGetRelid(rel)), info->purchases_name)));
 
 	request_trigger_options(tg, nargs_fixed, info);
 	request_column(info, rel, REQ_REQUESTED_AT, true, is_timestamptz_type,
@@ -657,7 +657,7 @@ refund_request_status(PG_FUNCTION_ARGS)
 		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_INSERT, ACLMASK_ANY) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(relid)),
+				 errmsg("permission denied for table %s", rr_table_name(relid)),
 				 errdetail("Asking whether a refund request would be accepted needs INSERT on its table.")));
 	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -673,7 +673,7 @@ refund_request_status(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" has no enforce_refund_policy() trigger that fires",
-						RelationGetRelationName(rel)),
+						rr_table_name(RelationGetRelid(rel))),
 				 errhint("refund_request_status() answers for a table whose refund requests the trigger checks.")));
 	tuple.t_data = PG_GETARG_HEAPTUPLEHEADER(0);
 	tuple.t_len = HeapTupleHeaderGetDatumLength(tuple.t_data);

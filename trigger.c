@@ -70,7 +70,7 @@ rr_check_declaration(const Trigger *tg, Relation rel, const char *funcname)
 						   funcname),
 				 errhint("Recreate it: CREATE %sTRIGGER %s AFTER INSERT OR UPDATE ON %s%s FOR EACH ROW EXECUTE FUNCTION refund_rules.%.*s(...).",
 						 needs_from ? "CONSTRAINT " : "", quote_identifier(tg->tgname),
-						 RelationGetRelationName(rel),
+						 rr_table_name(RelationGetRelid(rel)),
 						 needs_from ? " FROM <refund request table>" : "",
 						 (int) strlen(funcname) - 2, funcname)));
 }
@@ -149,7 +149,7 @@ rr_column_list(const Trigger *tg, int argno, Oid relid, const char *what, AttrNu
 		if (attnum == InvalidAttrNumber)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("table \"%s\" has no column \"%s\"", get_rel_name(relid), name),
+					 errmsg("table \"%s\" has no column \"%s\"", rr_table_name(relid), name),
 					 errhint("Trigger \"%s\" names it as %s.", tg->tgname, what)));
 		if (attnum < 0)
 			ereport(ERROR,
@@ -827,7 +827,7 @@ rr_firing_trigger(Relation rel, Oid nsp, const char *funcname)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("table \"%s\" has more than one %s trigger",
-							RelationGetRelationName(rel), called)));
+							rr_table_name(RelationGetRelid(rel)), called)));
 		found = tg;
 	}
 	if (found == NULL)
@@ -866,7 +866,7 @@ rr_append_from(StringInfo buf, Oid relid)
 {
 	appendStringInfo(buf, " FROM %s%s x",
 					 get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-					 rr_qualified_name(relid));
+					 rr_table_name(relid));
 }
 
 /* The text of a label-typed value (text, varchar or enum). */

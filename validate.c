@@ -82,7 +82,7 @@ primary_key_columns(Relation rel, AttrNumber *attnums, Oid *types)
 	if (!OidIsValid(index))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
+				 errmsg("table \"%s\" has no primary key", rr_table_name(RelationGetRelid(rel))),
 				 errdetail("forbidden_refunds() names and orders the rows it returns by the table's primary key.")));
 	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
 	if (!HeapTupleIsValid(tup))
@@ -193,7 +193,7 @@ request_query(Validation *v, Relation rel, const AttrNumber *rowkey)
 		append_fields(&q, info->field_attnum, info->fk.pkrel, "x");
 	}
 	appendStringInfo(&q, " FROM %s%s r", rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-					 rr_qualified_name(relid));
+					 rr_table_name(relid));
 	if (v->joined)
 	{
 		/* the lookup's own condition, on the request's columns */
@@ -203,7 +203,7 @@ request_query(Validation *v, Relation rel, const AttrNumber *rowkey)
 		rr_key_condition(&cond, info, true, "r");
 		appendStringInfo(&q, " LEFT JOIN %s%s x ON %s",
 						 get_rel_relkind(info->fk.pkrel) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-						 rr_qualified_name(info->fk.pkrel), cond.data + strlen(" WHERE "));
+						 rr_table_name(info->fk.pkrel), cond.data + strlen(" WHERE "));
 		appendStringInfo(&q, " WHERE (%s) IS NOT TRUE", allowed_condition(info, relid));
 	}
 	appendStringInfoString(&q, " ORDER BY ");
@@ -275,7 +275,7 @@ caller_reads_rows(const Validation *v, Relation rel, const AttrNumber *rowkey)
 	if (!rr_columns_granted(RelationGetRelid(rel), n, cols))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", RelationGetRelationName(rel)),
+				 errmsg("permission denied for table %s", rr_table_name(RelationGetRelid(rel))),
 				 errdetail("forbidden_refunds() reads the table's key, reference, moment and policy columns as the caller.")));
 }
 
@@ -295,9 +295,9 @@ caller_reads_purchases(const RRTriggerInfo *info, Oid relid)
 		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_INSERT, ACLMASK_ANY) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(info->fk.pkrel)),
+				 errmsg("permission denied for table %s", rr_table_name(info->fk.pkrel)),
 				 errdetail("Validating the refund requests of table \"%s\" needs SELECT on the purchases' key and policy columns, or INSERT on the request table.",
-						   get_rel_name(relid))));
+						   rr_table_name(relid))));
 	return false;
 }
 
@@ -321,7 +321,7 @@ start_validation(FunctionCallInfo fcinfo, Oid relid)
 	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel))));
+				 errmsg("\"%s\" is not a table", rr_table_name(RelationGetRelid(rel)))));
 	memset(&td, 0, sizeof(td));
 	td.type = T_TriggerData;
 	td.tg_event = TRIGGER_EVENT_INSERT | TRIGGER_EVENT_ROW;
@@ -334,7 +334,7 @@ start_validation(FunctionCallInfo fcinfo, Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" has no enforce_refund_policy() or enforce_refund_moment() trigger that fires",
-						RelationGetRelationName(rel)),
+						rr_table_name(RelationGetRelid(rel))),
 				 errhint("Create the trigger with the option mode=dry_run to validate the rows before it refuses any.")));
 	v->info = v->requests ? rr_request_state(&td) : rr_moment_state(&td);
 	v->nrowkeys = primary_key_columns(rel, rowkey, v->rowkey_types);
