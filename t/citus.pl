@@ -22,8 +22,9 @@
 # objects are made in schema rr_citus_test (b19 makes two tables in schema
 # public in a transaction it rolls back).  b21 moves one shard group; b1j and
 # b20 hold a lock in a second session until the check's statement waits for
-# it.  (Was test/citus.sh, run against a cluster named by CITUS_COORDINATOR:
-# the same checks.)  A run takes about 25 s on 2 cores, the cluster included.
+# it.  A run takes about 25 s on 2 cores, the cluster included.  (The same
+# checks as the shell script it replaced, which needed a cluster built by
+# hand.)
 use strict;
 use warnings;
 use FindBin;
@@ -169,7 +170,7 @@ sub expect_err
 # expect_err_waiting(NAME, HOLD, SQLSTATE, [TEXT|!TEXT, ...], SQL): a second
 # session runs HOLD in an open transaction; then SQL runs, must wait for a
 # lock (a client backend waiting on a lock on some node), and once HOLD's
-# transaction commits must fail as expect_err says.  (test/citus.sh slept
+# transaction commits must fail as expect_err says.  (The shell script slept
 # 0.7 s instead of watching for the wait.)
 sub expect_err_waiting
 {
