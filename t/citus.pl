@@ -474,7 +474,7 @@ expect_err(
 	'b2 no FK: every request is refused, 39P01 no foreign key (1.2 binds by the FK)',
 	'39P01',
 	[
-		'refund request table "requests_',
+		'refund request table "rr_citus_test.requests_',
 		'has no foreign key on the reference of trigger "enforce_refund_policy_',
 		'HINT:  Add FOREIGN KEY (partner, purchase_id) REFERENCES'
 	],
@@ -795,7 +795,7 @@ SQL
 expect_err(
 	'c5 local, single-column key on distributed purchases: no FK (42830), the trigger refuses every request (39P01)',
 	'39P01',
-	['refund request table "local_requests1" has no foreign key on the reference of trigger "enforce_refund_policy"'],
+	['refund request table "rr_citus_test.local_requests1" has no foreign key on the reference of trigger "enforce_refund_policy"'],
 	<<"SQL");
 CREATE TABLE local_requests1 ($RCOLS, PRIMARY KEY (id));
 CREATE TRIGGER enforce_refund_policy AFTER INSERT OR UPDATE ON local_requests1
@@ -881,7 +881,7 @@ expect_val(
 	't', <<'SQL');
 CREATE CONSTRAINT TRIGGER protect_refunded_purchase AFTER INSERT OR UPDATE ON ref_purchases FROM ref_fk_requests
     FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('ref_fk_requests', 'purchase_id');
-SELECT bool_and(result LIKE 'ERROR:  purchases table "ref_purchases_%" is a copy of a Citus reference table')
+SELECT bool_and(result LIKE 'ERROR:  purchases table "rr_citus_test.ref_purchases_%" is a copy of a Citus reference table')
 FROM run_command_on_placements('ref_purchases',
   $q$DO $$BEGIN PERFORM set_config('citus.enable_manual_changes_to_shards', 'on', true);
      UPDATE %s SET benefits_activated = true WHERE id = 1; RAISE EXCEPTION 'not refused'; END$$ $q$) r
@@ -934,7 +934,7 @@ SQL
 expect_err(
 	'c13 reference purchases, local request table without FK: 39P01 no foreign key',
 	'39P01',
-	['refund request table "ref_local" has no foreign key on the reference of trigger "enforce_refund_policy"'],
+	['refund request table "rr_citus_test.ref_local" has no foreign key on the reference of trigger "enforce_refund_policy"'],
 	<<"SQL");
 CREATE TABLE ref_local ($RCOLS, PRIMARY KEY (id));
 CREATE TRIGGER enforce_refund_policy AFTER INSERT OR UPDATE ON ref_local
