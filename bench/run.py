@@ -3,7 +3,7 @@
 
 One command, one throwaway cluster, one report (Markdown on stdout, progress on stderr):
 
-    python3 bench/run.py            # 10 000 000 purchases (about 20 minutes)
+    python3 bench/run.py            # 10 000 000 purchases (about 15 minutes)
     python3 bench/run.py 1000000    # a quicker run
     python3 bench/run.py > bench/results-10M.md
 
