@@ -1,8 +1,9 @@
 # t/dump_restore.pl - a database that enforces refunds survives pg_dump and
-# pg_restore: the check constraint and the triggers are restored, the accepted
+# pg_restore: the check constraint, the triggers and their companions (the
+# constraint trigger FROM the request table, the moment guard) are restored, the accepted
 # refunds (some of them years old: no now() in the checks) load again without
 # an error, every row is identical, and the restored database still refuses
-# what the policy forbids.  (Was test/dump_restore.sh: the same 20 checks.)
+# what the policy forbids.
 use strict;
 use warnings;
 use FindBin;
@@ -118,6 +119,14 @@ INSERT INTO billing.requests
 SELECT id, now(), 'mpn_partner_admin' FROM shop.purchases
 WHERE NOT benefits_activated AND NOT product_keys_viewed
   AND NOT (offer = 'silver' AND upgraded_with_gold_discount) AND id <> 1001;
+-- The companions, after the rows (the moment guard would refuse 2001's moments
+-- as they are written): an accepted request keeps its purchase; a refund
+-- recorded on a membership must be written at the transaction's start.
+CREATE CONSTRAINT TRIGGER refunded_purchase AFTER INSERT OR UPDATE ON shop.purchases
+    FROM shop.refund_requests FOR EACH ROW
+    EXECUTE FUNCTION refund_rules.protect_refunded_purchase('shop.refund_requests', 'purchase_id');
+CREATE TRIGGER refund_moment AFTER INSERT OR UPDATE ON shop.memberships
+    FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_moment();
 SQL
 
 my ($rc, $out, $err) = $node->psql($src, $setup, on_error_stop => 1);
@@ -178,6 +187,13 @@ is($node->safe_psql($dst, q{SELECT count(*) FROM pg_trigger t
 is($node->safe_psql($dst, q{SELECT count(*) FROM pg_constraint
   WHERE contype = 'c' AND convalidated AND conname IN ('refund_allowed', 'tax_refund_allowed')}),
 	'2', 'both check constraints restored and validated');
+is($node->safe_psql($dst, q{SELECT string_agg(t.tgname || ':' || t.tgrelid::regclass
+    || ':' || t.tgconstrrelid::regclass || ':' || (t.tgconstraint <> 0), ',' ORDER BY t.tgname)
+  FROM pg_trigger t
+  WHERE NOT t.tgisinternal AND t.tgenabled = 'O' AND t.tgfoid IN
+    ('refund_rules.protect_refunded_purchase()'::regprocedure, 'refund_rules.enforce_refund_moment()'::regprocedure)}),
+	'refund_moment:shop.memberships:-:false,refunded_purchase:shop.purchases:shop.refund_requests:true',
+	'the companions restored: the constraint trigger FROM the request table, the moment guard');
 
 # --- 4. the restored database still enforces the policy ---------------------
 # Purchase 7 has its benefits activated, 11 its keys viewed; 2 is allowed.
@@ -199,6 +215,16 @@ expect_error($node, $dst, '23505', 'unique index: a second refund of the same pu
 	  VALUES (2, now(), 'account_admin')});
 expect_ok($node, $dst, 'trigger: an allowed request is accepted',
 	q{INSERT INTO billing.requests VALUES (2, now(), 'account_admin')});
+expect_error($node, $dst, '23514', 'companion: activating benefits of a purchase with an accepted request',
+	q{UPDATE shop.purchases SET benefits_activated = true WHERE id = 2});
+expect_ok($node, $dst, 'companion: a purchase without a request may change',
+	q{UPDATE shop.purchases SET product_keys_viewed = true WHERE id = 7});
+expect_error($node, $dst, '23514', 'moment guard: a refund written an hour back (the CHECK alone allows it)',
+	q{INSERT INTO shop.memberships (id, offer, purchased_at, refunded_at)
+	  VALUES (9001, 'gold', now() - interval '1 day', now() - interval '1 hour')});
+expect_ok($node, $dst, 'moment guard: a refund written at the transaction\'s start is accepted',
+	q{INSERT INTO shop.memberships (id, offer, purchased_at, refunded_at)
+	  VALUES (9002, 'gold', now() - interval '1 day', now())});
 expect_error($node, $dst, '23514', 'check constraint: activating benefits of a refunded membership',
 	q{UPDATE shop.memberships SET benefits_activated = true
 	  WHERE id = (SELECT min(id) FROM shop.memberships WHERE refunded_at IS NOT NULL)});
