@@ -28,26 +28,12 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/varlena.h"
 
 #include "refund_rules.h"
 
 
 /* The option of protect_refunded_purchase(). */
 static const RROption protect_option = {"mode", RR_OPTION_CHOICE, rr_mode_choices};
-
-/* Whether a trigger argument names this table ([schema.]table). */
-static bool
-names_table(const char *arg, Oid relid)
-{
-	List	   *names;
-
-	return SplitIdentifierString(pstrdup(arg), '.', &names) &&
-		list_length(names) >= 1 && list_length(names) <= 2 &&
-		strcmp((const char *) llast(names), get_rel_name(relid)) == 0 &&
-		(list_length(names) == 1 ||
-		 strcmp((const char *) linitial(names), get_namespace_name(get_rel_namespace(relid))) == 0);
-}
 
 /* The purchases' policy columns, which an accepted refund freezes. */
 static void
@@ -102,7 +88,7 @@ protect_arguments(const Trigger *tg, Relation rel, RRTriggerInfo *info)
 				 errhint("Recreate it: CREATE CONSTRAINT TRIGGER %s AFTER INSERT OR UPDATE ON %s FROM %s FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase(...).",
 						 quote_identifier(tg->tgname), rr_table_name(RelationGetRelid(rel)), tg->tgargs[0])));
 	LockRelationOid(tg->tgconstrrelid, AccessShareLock);
-	if (!names_table(tg->tgargs[0], tg->tgconstrrelid))
+	if (!rr_names_table(tg->tgargs[0], tg->tgconstrrelid))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" names refund request table \"%s\", but its FROM table is \"%s\"",

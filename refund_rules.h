@@ -454,6 +454,7 @@ RRTriggerInfo *rr_moment_state(TriggerData *td);
 /* in report.c */
 char	   *rr_format_lag(int64 usecs);
 char	   *rr_table_name(Oid relid);
+bool		rr_names_table(const char *arg, Oid relid);
 char	   *rr_key_text(int nkeys, const Datum *values, const Oid *types);
 uint32		rr_refusal_shown(const Refusal *f);
 uint32		rr_written_refund_reasons(const Purchase *p, TimestampTz written, bool written_known,

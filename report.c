@@ -20,6 +20,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_namespace.h"
 #include "mb/pg_wchar.h"
@@ -30,6 +31,7 @@
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/varlena.h"
 #include "utils/rls.h"
 
 #include "refund_rules.h"
@@ -82,6 +84,32 @@ rr_table_name(Oid relid)
 {
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  get_rel_name(relid));
+}
+
+/*
+ * Whether a trigger argument ([schema.]table, as SQL writes it) names this
+ * table.  A schema is compared by OID: "pg_temp" is the session's own
+ * temporary schema, as in SQL.  An unqualified name matches in any schema:
+ * the table itself comes from the catalog (a foreign key, FROM), never from
+ * the argument through search_path.
+ */
+bool
+rr_names_table(const char *arg, Oid relid)
+{
+	List	   *names;
+	const char *schema;
+	Oid			nsp = get_rel_namespace(relid);
+
+	if (!SplitIdentifierString(pstrdup(arg), '.', &names) ||
+		list_length(names) < 1 || list_length(names) > 2 ||
+		strcmp((const char *) llast(names), get_rel_name(relid)) != 0)
+		return false;
+	if (list_length(names) == 1)
+		return true;
+	schema = (const char *) linitial(names);
+	if (strcmp(schema, "pg_temp") == 0)
+		return isTempNamespace(nsp);
+	return get_namespace_oid(schema, true) == nsp;
 }
 
 /* Key values as text, each clipped, for messages. */

@@ -35,7 +35,6 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
-#include "utils/varlena.h"
 
 #include "refund_rules.h"
 
@@ -140,16 +139,8 @@ request_trigger_options(const Trigger *tg, int first, RRTriggerInfo *info)
 static bool
 names_referenced_table(const char *arg, Oid pkrel)
 {
-	List	   *names;
-
-	if (!SplitIdentifierString(pstrdup(arg), '.', &names) ||
-		list_length(names) < 1 || list_length(names) > 2)
-		return false;
-	if (strcmp((const char *) llast(names), get_rel_name(pkrel)) == 0 &&
-		(list_length(names) == 1 ||
-		 strcmp((const char *) linitial(names), get_namespace_name(get_rel_namespace(pkrel))) == 0))
-		return true;
-	return OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE));
+	return rr_names_table(arg, pkrel) ||
+		OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE));
 }
 
 /*

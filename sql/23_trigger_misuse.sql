@@ -380,6 +380,36 @@ CREATE TRIGGER misuse AFTER INSERT OR UPDATE ON no_fk_requests
 SELECT * FROM attempt($$INSERT INTO no_fk_requests VALUES (1, now(), 'account_admin')$$);
 SELECT count(*) AS rows_kept FROM no_fk_requests;
 
+-- A table argument is compared with the table the catalog gives (the
+-- foreign key's, FROM's), schema by OID: "pg_temp" is the session's own
+-- temporary schema, as in SQL; another schema, or a table of that name in
+-- pg_temp when the key references enf_misuse's, is refused.
+CREATE TEMP TABLE purchases (LIKE enf_misuse.purchases INCLUDING ALL);
+INSERT INTO pg_temp.purchases SELECT * FROM enf_misuse.purchases;
+CREATE TEMP TABLE temp_requests (
+    purchase_id integer NOT NULL REFERENCES pg_temp.purchases,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    requested_by_role text NOT NULL);
+CREATE TRIGGER misuse AFTER INSERT OR UPDATE ON temp_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('pg_temp.purchases', 'purchase_id');
+CREATE CONSTRAINT TRIGGER protect AFTER INSERT OR UPDATE ON pg_temp.purchases FROM temp_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.protect_refunded_purchase('pg_temp.temp_requests', 'purchase_id');
+SELECT * FROM attempt($$INSERT INTO temp_requests (purchase_id, requested_by_role) VALUES (1, 'account_admin')$$);
+SELECT code, message FROM attempt($$UPDATE pg_temp.purchases SET benefits_activated = true$$);
+DROP TRIGGER misuse ON temp_requests;
+CREATE TRIGGER misuse AFTER INSERT OR UPDATE ON temp_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('enf_misuse.purchases', 'purchase_id');
+SELECT regexp_replace(message, 'pg_temp_[0-9]+', 'pg_temp_N') AS message
+FROM attempt($$INSERT INTO temp_requests (purchase_id, requested_by_role) VALUES (1, 'account_admin')$$);
+DROP TRIGGER misuse ON temp_requests;
+DROP TABLE temp_requests, pg_temp.purchases;
+CREATE TEMP TABLE purchases (LIKE enf_misuse.purchases INCLUDING ALL);
+CREATE TRIGGER misuse AFTER INSERT OR UPDATE ON refund_requests
+  FOR EACH ROW EXECUTE FUNCTION refund_rules.enforce_refund_policy('pg_temp.purchases', 'purchase_id');
+SELECT code, message FROM attempt($$INSERT INTO refund_requests (purchase_id, requested_at, requested_by_role) VALUES (101, now(), 'account_admin')$$);
+DROP TRIGGER misuse ON refund_requests;
+DROP TABLE pg_temp.purchases;
+
 RESET search_path;
 RESET TimeZone;
 RESET DateStyle;
