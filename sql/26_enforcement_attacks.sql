@@ -116,6 +116,22 @@ SELECT count(*) AS tries,
        bool_or(attack = 'nested' AND code = '00000') AS nested_requests_judged
   FROM attacks;
 SELECT purchase_id, count(*) FROM requests GROUP BY 1 ORDER BY 1;
+-- The same attacks with the trigger naming pg_temp.purchases (the session's
+-- temporary schema, as SQL reads the name): the same answers.
+DROP TRIGGER enforce ON requests;
+CREATE TRIGGER enforce AFTER INSERT OR UPDATE ON requests FOR EACH ROW
+  EXECUTE FUNCTION refund_rules.enforce_refund_policy('pg_temp.purchases', 'purchase_id');
+CREATE TEMP TABLE attacks_qualified AS
+SELECT a.attack, n AS at, k AS key, t.*
+  FROM unnest(ARRAY['rename', 'nested', 'both', 'raise']) a(attack),
+       generate_series(1, 6) n, unnest(ARRAY['1', '3']) k,
+       LATERAL pg_temp.try_attack(a.attack, n, k) t;
+SELECT count(*) AS tries,
+       count(*) FILTER (WHERE code NOT IN ('00000', '23514', '39P01', '55000', 'P0001')) AS unclear,
+       count(*) FILTER (WHERE key = '3' AND code = '00000') AS wrongly_accepted,
+       count(*) FILTER (WHERE key = '1' AND code = '23514') AS wrongly_refused,
+       count(*) FILTER (WHERE context_shows_lookup) AS contexts_showing_the_lookup
+  FROM attacks_qualified;
 SELECT 1 AS server_up;
 RESET ROLE;
 
